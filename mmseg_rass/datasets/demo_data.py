@@ -1,0 +1,223 @@
+"""A small, deterministic, street-scene-like dataset in Cityscapes layout.
+
+Scenes are drawn from a seeded random generator: sky, buildings with windows, road with lane
+marks, sidewalks, terrain, vegetation, fences, poles with signs and lights, cars, buses, people
+and bicycles, with texture and a lighting gradient. Labels are Cityscapes train ids (19 classes,
+255 = ignore on a thin band around cars and people, like Cityscapes' unlabelled borders).
+"""
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+
+CITY = 'demo_city'
+IGNORE = 255
+# Cityscapes train ids of the classes drawn here.
+ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, LIGHT, SIGN, VEGETATION, TERRAIN, SKY = range(11)
+PERSON, RIDER, CAR, TRUCK, BUS, TRAIN, MOTORCYCLE, BICYCLE = range(11, 19)
+
+# Base colours (RGB) per class, jittered per scene.
+_COLOURS = {
+    ROAD: (90, 88, 92), SIDEWALK: (170, 160, 165), BUILDING: (140, 110, 95), WALL: (160, 150, 130),
+    FENCE: (120, 120, 100), POLE: (70, 70, 70), LIGHT: (230, 180, 40), SIGN: (220, 220, 40),
+    VEGETATION: (60, 120, 45), TERRAIN: (150, 170, 90), SKY: (120, 170, 230), PERSON: (200, 60, 70),
+    RIDER: (230, 90, 40), CAR: (40, 60, 160), TRUCK: (60, 90, 120), BUS: (50, 130, 140),
+    TRAIN: (80, 100, 110), MOTORCYCLE: (20, 20, 200), BICYCLE: (130, 40, 30),
+}
+
+
+def _fill(img, label, mask, cls, rng, texture=8.0):
+    """Paint ``mask`` with the class colour plus jitter and noise texture."""
+    colour = np.array(_COLOURS[cls], np.float32) + rng.uniform(-20, 20, 3)
+    noise = rng.normal(0, texture, (*mask.shape, 1)).astype(np.float32)
+    img[mask] = np.clip(colour + noise, 0, 255)[mask]
+    label[mask] = cls
+
+
+def _poly(shape, points):
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(np.asarray(points)).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+def _rect(shape, x0, y0, x1, y1):
+    mask = np.zeros(shape, bool)
+    mask[max(int(y0), 0):max(int(y1), 0), max(int(x0), 0):max(int(x1), 0)] = True
+    return mask
+
+
+def _ellipse(shape, cx, cy, ax, ay):
+    mask = np.zeros(shape, np.uint8)
+    cv2.ellipse(mask, (int(cx), int(cy)), (max(int(ax), 1), max(int(ay), 1)), 0, 0, 360, 1, -1)
+    return mask.astype(bool)
+
+
+def _draw_car(img, label, rng, x, base_y, scale, cls=CAR):
+    shape = label.shape
+    w, h = 60 * scale * (1.6 if cls == BUS else 1.0), 26 * scale * (1.8 if cls == BUS else 1.0)
+    body = _rect(shape, x, base_y - h, x + w, base_y - 0.2 * h)
+    cabin = _rect(shape, x + 0.2 * w, base_y - 1.45 * h, x + 0.8 * w, base_y - h) if cls == CAR \
+        else np.zeros(shape, bool)
+    obj = body | cabin
+    _fill(img, label, obj, cls, rng)
+    for wx in (x + 0.2 * w, x + 0.8 * w):  # dark wheels, same class
+        wheel = _ellipse(shape, wx, base_y - 0.2 * h, 0.12 * w, 0.2 * h)
+        img[wheel] = 25
+        label[wheel] = cls
+        obj |= wheel
+    windows = _rect(shape, x + 0.25 * w, base_y - 1.35 * h, x + 0.75 * w, base_y - 1.05 * h) \
+        if cls == CAR else _rect(shape, x + 0.05 * w, base_y - 0.9 * h, x + 0.95 * w, base_y - 0.6 * h)
+    img[windows] = (img[windows] * 0.4 + 60).astype(img.dtype)
+    return obj
+
+
+def _draw_person(img, label, rng, x, base_y, scale, cls=PERSON):
+    shape = label.shape
+    h = 48 * scale
+    body = _ellipse(shape, x, base_y - 0.55 * h, 0.14 * h, 0.3 * h)
+    head = _ellipse(shape, x, base_y - 0.92 * h, 0.08 * h, 0.08 * h)
+    legs = _rect(shape, x - 0.1 * h, base_y - 0.3 * h, x + 0.1 * h, base_y)
+    obj = body | head | legs
+    _fill(img, label, obj, cls, rng, texture=12)
+    if cls == RIDER:  # a bicycle under the rider
+        bike = _ellipse(shape, x - 0.2 * h, base_y, 0.15 * h, 0.15 * h) | \
+            _ellipse(shape, x + 0.2 * h, base_y, 0.15 * h, 0.15 * h)
+        bike &= ~obj
+        _fill(img, label, bike, BICYCLE, rng)
+        obj |= bike
+    return obj
+
+
+def render_scene(rng, height, width):
+    """Draw one scene.
+
+    Args:
+        rng (numpy.random.Generator): source of all randomness.
+        height (int): image height in pixels.
+        width (int): image width in pixels.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: RGB image (H, W, 3) uint8 and train-id label (H, W) uint8.
+    """
+    shape = (height, width)
+    img = np.zeros((height, width, 3), np.float32)
+    label = np.full(shape, SKY, np.uint8)
+    horizon = height * rng.uniform(0.38, 0.5)
+    ys = np.linspace(0, 1, height)[:, None, None]
+    _fill(img, label, np.ones(shape, bool), SKY, rng, texture=3)
+    img += (1 - ys) * 30  # brighter towards the top of the sky
+
+    # Buildings along the skyline, with window grids.
+    x = -rng.uniform(0, 40)
+    while x < width:
+        bw = rng.uniform(0.12, 0.3) * width
+        top = horizon - rng.uniform(0.1, 0.35) * height
+        cls = BUILDING if rng.random() > 0.15 else WALL
+        block = _rect(shape, x, top, x + bw, horizon + 2)
+        _fill(img, label, block, cls, rng, texture=6)
+        if cls == BUILDING:
+            for wy in np.arange(top + 6, horizon - 6, 12):
+                for wx in np.arange(x + 5, x + bw - 6, 10):
+                    win = _rect(shape, wx, wy, wx + 5, wy + 6)
+                    img[win] = img[win] * 0.5 + 40
+        x += bw + rng.uniform(0, 12)
+
+    # Ground: terrain strip, sidewalks, road trapezoid with lane marks.
+    ground = _rect(shape, 0, horizon, width, height)
+    _fill(img, label, ground, SIDEWALK, rng)
+    vx = width * rng.uniform(0.4, 0.6)
+    road = _poly(shape, [(vx - 8, horizon), (vx + 8, horizon), (width * 1.1, height), (-width * 0.1, height)])
+    _fill(img, label, road, ROAD, rng, texture=5)
+    for t in np.linspace(0.1, 1.0, 7):
+        y = horizon + t * (height - horizon)
+        mark = _rect(shape, vx - 1.5 * t * 6, y, vx + 1.5 * t * 6, y + 6 * t)
+        img[mark] = 225
+    for side in (0, 1):
+        if rng.random() < 0.6:
+            x0, x1 = (0, width * 0.12) if side == 0 else (width * 0.88, width)
+            strip = _rect(shape, x0, horizon, x1, horizon + 0.12 * (height - horizon)) & ~road
+            _fill(img, label, strip, TERRAIN, rng)
+
+    # Vegetation: trees (trunk as pole-coloured vegetation) and hedges.
+    for _ in range(rng.integers(1, 4)):
+        cx = rng.uniform(0, width)
+        cy = horizon - rng.uniform(0.05, 0.2) * height
+        r = rng.uniform(0.06, 0.14) * height
+        crown = _ellipse(shape, cx, cy, r * 1.3, r)
+        trunk = _rect(shape, cx - 3, cy, cx + 3, horizon + 0.05 * height)
+        _fill(img, label, crown | trunk, VEGETATION, rng, texture=18)
+    if rng.random() < 0.5:
+        fence = _rect(shape, 0, horizon - 0.05 * height, width * rng.uniform(0.1, 0.3), horizon + 4)
+        _fill(img, label, fence, FENCE, rng, texture=4)
+
+    # Poles with a sign or a traffic light.
+    for _ in range(rng.integers(1, 3)):
+        px = rng.choice([rng.uniform(0.02, 0.3), rng.uniform(0.7, 0.98)]) * width
+        ptop = horizon - rng.uniform(0.15, 0.3) * height
+        pole = _rect(shape, px - 2, ptop, px + 2, horizon + 0.15 * height)
+        _fill(img, label, pole, POLE, rng, texture=3)
+        cls = SIGN if rng.random() < 0.5 else LIGHT
+        box = _rect(shape, px - 6, ptop - 8, px + 6, ptop + 10)
+        _fill(img, label, box, cls, rng, texture=4)
+
+    # Vehicles and people, far to near, with an ignore band around them.
+    objects = np.zeros(shape, bool)
+    items = []
+    for _ in range(rng.integers(1, 4)):
+        items.append(('car', rng.uniform(0, 1)))
+    for _ in range(rng.integers(0, 4)):
+        items.append(('person', rng.uniform(0, 1)))
+    for kind, depth in sorted(items, key=lambda it: it[1]):
+        base_y = horizon + (0.1 + 0.85 * depth) * (height - horizon)
+        scale = (0.3 + 1.2 * depth) * height / 256
+        if kind == 'car':
+            cls = rng.choice([CAR, CAR, CAR, BUS, TRUCK])
+            x = rng.uniform(0.05, 0.8) * width
+            objects |= _draw_car(img, label, rng, x, base_y, scale, cls=cls)
+        else:
+            cls = RIDER if rng.random() < 0.25 else PERSON
+            x = rng.choice([rng.uniform(0.02, 0.25), rng.uniform(0.75, 0.98)]) * width
+            objects |= _draw_person(img, label, rng, x, base_y, scale, cls=cls)
+    border = cv2.dilate(objects.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~objects
+    label[border] = IGNORE
+
+    # Global lighting: a horizontal gradient and an exposure factor.
+    light = rng.uniform(0.75, 1.15) * (1 + rng.uniform(-0.2, 0.2) * np.linspace(-1, 1, width))
+    img = img * light[None, :, None]
+    return np.clip(img, 0, 255).astype(np.uint8), label
+
+
+def make_demo_cityscapes(out_dir, num_train=24, num_val=8, height=256, width=512, seed=0):
+    """Write the demo dataset in Cityscapes layout under ``out_dir``.
+
+    Files: ``leftImg8bit/{train,val}/demo_city/demo_city_000000_XXXXXX_leftImg8bit.png`` and
+    ``gtFine/{train,val}/demo_city/..._gtFine_labelTrainIds.png``. The same arguments always
+    give the same bytes.
+
+    Args:
+        out_dir (str): dataset root (created if absent).
+        num_train (int): number of training images.
+        num_val (int): number of validation images.
+        height (int): image height.
+        width (int): image width.
+        seed (int): base seed; image ``i`` of split ``s`` uses ``(seed, s, i)``.
+
+    Returns:
+        str: ``out_dir``.
+    """
+    if num_train < 1 or num_val < 1 or height < 32 or width < 32:
+        raise ValueError('make_demo_cityscapes needs num_train, num_val >= 1 and an image of '
+                         f'at least 32x32, got {num_train}, {num_val}, {height}x{width}')
+    for split_id, (split, count) in enumerate((('train', num_train), ('val', num_val))):
+        img_dir = osp.join(out_dir, 'leftImg8bit', split, CITY)
+        ann_dir = osp.join(out_dir, 'gtFine', split, CITY)
+        os.makedirs(img_dir, exist_ok=True)
+        os.makedirs(ann_dir, exist_ok=True)
+        for i in range(count):
+            rng = np.random.default_rng([seed, split_id, i])
+            img, label = render_scene(rng, height, width)
+            stem = f'{CITY}_{split_id:06d}_{i:06d}'
+            cv2.imwrite(osp.join(img_dir, f'{stem}_leftImg8bit.png'), img[..., ::-1])
+            cv2.imwrite(osp.join(ann_dir, f'{stem}_gtFine_labelTrainIds.png'), label)
+    return out_dir

@@ -1,0 +1,41 @@
+"""Shared fixtures. Tests run with ``--import-mode=importlib`` (mmseg installs a ``tests`` package)."""
+import os
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import mmseg_rass  # noqa: E402,F401  (applies compat, registers components)
+from mmengine.registry import init_default_scope  # noqa: E402
+
+init_default_scope('mmseg')  # as mmseg's runner does: 'LoadAnnotations' means mmseg's
+
+
+@pytest.fixture(scope='session')
+def repo_root():
+    """Absolute path of the repository root."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope='session')
+def demo_data_root(tmp_path_factory):
+    """A tiny generated demo dataset (4 train / 2 val images, 64x128, Cityscapes layout)."""
+    from mmseg_rass.datasets.demo_data import make_demo_cityscapes
+    root = tmp_path_factory.mktemp('demo_cityscapes')
+    make_demo_cityscapes(str(root), num_train=4, num_val=2, height=64, width=128)
+    return root
+
+
+def run_tool(args, cwd=REPO_ROOT, timeout=600):
+    """Run a repository tool (``tools/x.py ...``) in a subprocess; return the CompletedProcess."""
+    import subprocess
+    env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope='session')
+def tool_runner():
+    """Return :func:`run_tool` (runs ``python tools/...`` from the repository root)."""
+    return run_tool
