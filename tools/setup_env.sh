@@ -29,6 +29,8 @@ fi
 if [ "${MMCV_FULL:-0}" = "1" ]; then
   pip_install "setuptools<70" wheel ninja "mmengine==0.10.7"
   "$ROOT/tools/build_mmcv_full.sh" "$PY"
+elif "$PY" -m pip show -q mmcv >/dev/null 2>&1; then
+  pip_install "setuptools<82" "mmengine==0.10.7"  # keep a full mmcv built earlier
 else
   pip_install "setuptools<82" "mmengine==0.10.7" "mmcv-lite==2.1.0"
 fi
