@@ -1,0 +1,3 @@
+from .degrade_data_preprocessor import DegradeSegDataPreProcessor
+
+__all__ = ['DegradeSegDataPreProcessor']

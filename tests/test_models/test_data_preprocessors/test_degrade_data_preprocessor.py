@@ -1,0 +1,98 @@
+"""The batched degradation (data preprocessor) against the per-image ``Degrade`` transform."""
+import numpy as np
+import pytest
+import torch
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+from mmseg_rass.transforms import Degrade
+from mmseg_rass.transforms.degradation_pipeline import degrade_batch, make_config, sample_params
+
+
+@pytest.fixture(autouse=True, scope='module')
+def one_torch_thread():
+    """Tiny images: one intra-op thread is much faster on a shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _images(n, h=32, w=48, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    imgs = []
+    for _ in range(n):
+        base = np.stack([xx * rng.uniform(2, 5), yy * rng.uniform(2, 6), (xx + yy) * 2.0], -1)
+        base[rng.integers(0, h // 2):, rng.integers(0, w // 2):] += rng.uniform(-80, 80, 3)
+        imgs.append(np.clip(base + 20, 0, 255).astype(np.uint8))
+    return imgs
+
+
+def _psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255 ** 2 / max(mse, 1e-10))
+
+
+def _sample(name, shape):
+    return SegDataSample(metainfo=dict(img_path=f'data/x/{name}', img_shape=shape,
+                                       ori_shape=shape))
+
+
+def test_batched_equals_per_image_for_the_same_parameters():
+    cfg = make_config('rass_x1')
+    imgs = _images(6)
+    rng = np.random.default_rng(1)
+    params = [sample_params(cfg, rng) for _ in imgs]
+    batch = torch.stack([torch.from_numpy(i).permute(2, 0, 1) for i in imgs]).double() / 255.
+    together = degrade_batch(batch, params, cfg)
+    alone = torch.cat([degrade_batch(batch[i:i + 1], params[i:i + 1], cfg) for i in range(6)])
+    assert torch.equal(together, alone)
+
+
+def test_batched_and_per_image_agree_in_distribution():
+    n = 96
+    imgs = _images(n, seed=2)
+    pre = MODELS.build(dict(type='DegradeSegDataPreProcessor', degradation=dict(preset='rass_x1'),
+                            size=(32, 48)))
+    t = Degrade(preset='rass_x1')
+    np.random.seed(0)
+    per_image = [_psnr(t(dict(img=i.copy(), img_path='a.png'))['img'], i) for i in imgs]
+    inputs = [torch.from_numpy(i).permute(2, 0, 1).contiguous() for i in imgs]
+    samples = [_sample(f'{k}.png', (32, 48)) for k in range(n)]
+    batched = []
+    for s in range(0, n, 8):
+        out = pre(dict(inputs=inputs[s:s + 8], data_samples=samples[s:s + 8]), training=True)
+        assert out['inputs'].shape == (8, 3, 32, 48) and out['inputs'].dtype == torch.float32
+        batched += [_psnr(o.permute(1, 2, 0).round().byte().numpy(), i)
+                    for o, i in zip(out['inputs'], imgs[s:s + 8])]
+    # per-image PSNR has std ~3 dB: means over 96 samples agree within ~3.5 standard errors
+    assert abs(np.mean(per_image) - np.mean(batched)) < 1.5, (np.mean(per_image),
+                                                              np.mean(batched))
+    assert abs(np.std(per_image) - np.std(batched)) < 2.0
+
+
+def test_test_mode_clean_by_default_and_deterministic_when_asked():
+    imgs = _images(3, seed=3)
+    inputs = [torch.from_numpy(i).permute(2, 0, 1).contiguous() for i in imgs]
+    samples = [_sample(f'frankfurt_{k}.png', (32, 48)) for k in range(3)]
+    clean = MODELS.build(dict(type='DegradeSegDataPreProcessor', bgr_to_rgb=False))
+    out = clean(dict(inputs=inputs, data_samples=samples), training=False)['inputs']
+    assert torch.equal(out, torch.stack(inputs).float())
+    det = MODELS.build(dict(type='DegradeSegDataPreProcessor', degrade_test=True,
+                            degradation=dict(preset='mixed', severity=3)))
+    a = det(dict(inputs=inputs, data_samples=samples), training=False)['inputs']
+    b = det(dict(inputs=inputs, data_samples=samples), training=False)['inputs']
+    assert torch.equal(a, b)
+    t = Degrade(preset='mixed', severity=3, deterministic=True)
+    ref = t(dict(img=imgs[1].copy(), img_path='elsewhere/frankfurt_1.png'))['img']
+    assert np.array_equal(a[1].permute(1, 2, 0).byte().numpy(), ref)
+
+
+def test_size_changing_preset_is_rejected():
+    with pytest.raises(ValueError, match='resize_back=True'):
+        MODELS.build(dict(type='DegradeSegDataPreProcessor',
+                          degradation=dict(preset='realesrgan_x4')))
+    with pytest.raises(ValueError, match='Degrade: noise_range='):
+        MODELS.build(dict(type='DegradeSegDataPreProcessor',
+                          degradation=dict(noise_range=(5, 1))))
