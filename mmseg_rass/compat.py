@@ -16,7 +16,8 @@ prevents.
    keep torch's default).
 3. ``pkg_resources``. mmengine resolves ``mmseg::`` base configs through ``pkg_resources``,
    which setuptools >= 82 no longer ships. When it is missing, a minimal stand-in backed by
-   :mod:`importlib.metadata` provides the three names mmengine uses.
+   :mod:`importlib.metadata` provides the three names mmengine uses. With setuptools 81 the real
+   module warns that it is deprecated at every config load; that warning is silenced.
 """
 import importlib
 import importlib.abc
@@ -25,6 +26,7 @@ import importlib.metadata
 import os.path as osp
 import sys
 import types
+import warnings
 
 INSTALL_OPS_HINT = ('it needs mmcv with compiled ops: run `MMCV_FULL=1 bash tools/setup_env.sh` '
                     '(builds mmcv 2.1.0 with ops against the installed torch, see README)')
@@ -130,6 +132,7 @@ class _PkgResourcesStandIn(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 def _patch_pkg_resources():
+    warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
     if any(isinstance(f, _PkgResourcesStandIn) for f in sys.meta_path):
         return
     try:

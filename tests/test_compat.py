@@ -94,3 +94,20 @@ def test_pkg_resources_stand_in_resolves_mmseg_configs(tmp_path):
     assert patched.returncode == 0, patched.stderr
     path, installed, missing = patched.stdout.split()
     assert path.endswith('mmseg') and installed == 'True' and missing == 'False'
+
+
+def test_pkg_resources_deprecation_warning_is_silenced(repo_root):
+    code = '''
+        import warnings
+        warnings.simplefilter('default')
+        if __import__('sys').argv[1] == 'patched':
+            import mmseg_rass
+        from mmengine import Config
+        Config.fromfile(__import__('sys').argv[2])
+        '''
+    config = os.path.join(repo_root, 'configs/baseline/fpn_r18_demo_cityscapes.py')
+    unpatched = run_python(code, 'unpatched', config)
+    patched = run_python(code, 'patched', config)
+    assert patched.returncode == 0, patched.stderr
+    assert 'pkg_resources is deprecated' in unpatched.stderr
+    assert 'pkg_resources is deprecated' not in patched.stderr
