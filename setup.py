@@ -25,6 +25,8 @@ setup(
         'matplotlib',
         'ftfy',
         'regex',
+        'lpips==0.1.4',  # SCR: LPIPS loss/metric architecture (weights from a local file)
+        'tqdm',  # tools/extract_sam_priors.py progress bar (already a transformers dependency)
     ],
     extras_require={'tests': ['pytest']},
 )

@@ -1,0 +1,90 @@
+# SCR restorer with tiny random Stable Diffusion parts, trained on the demo data (CPU, minutes).
+# Same block structure as SD2.1-base (mmseg_rass.models.diffusion.TINY_*_CONFIG), random weights.
+_base_ = ['../_base_/datasets/demo_cityscapes.py', 'mmseg::_base_/default_runtime.py']
+custom_imports = dict(imports=['mmseg_rass'], allow_failed_imports=False)
+crop_size = (128, 256)
+
+tiny_unet = dict(
+    sample_size=8,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=('CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D',
+                      'DownBlock2D'),
+    up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D',
+                    'CrossAttnUpBlock2D'),
+    block_out_channels=(16, 32, 32, 32),
+    layers_per_block=1,
+    attention_head_dim=(2, 4, 4, 4),
+    cross_attention_dim=32,
+    norm_num_groups=8,
+    use_linear_projection=True)
+tiny_vae = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=('DownEncoderBlock2D', ) * 4,
+    up_block_types=('UpDecoderBlock2D', ) * 4,
+    block_out_channels=(8, 16, 16, 16),
+    layers_per_block=1,
+    latent_channels=4,
+    norm_num_groups=8,
+    sample_size=64)
+tiny_text_encoder = dict(
+    vocab_size=515,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    max_position_embeddings=77,
+    projection_dim=32,
+    bos_token_id=512,
+    eos_token_id=513,
+    pad_token_id=514)
+
+model = dict(
+    type='SCRRestorer',
+    unet_config=tiny_unet,
+    vae_config=tiny_vae,
+    text_encoder_config=tiny_text_encoder,
+    timestep=1,
+    lora_rank=4,
+    pixel_loss='mse',
+    pixel_weight=1.0,
+    scl_loss=dict(type='SCLLoss', token_weight=0.5, pixel_weight=0.025, mask_stride=8),
+    attn_strides=(1, 2, 4, 8),
+    data_preprocessor=dict(type='SCRDataPreprocessor', size_divisor=8))
+
+# Degrade after the geometric transforms: they move `img` and the masks but not `hq_img`.
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomResize', scale=(512, 256), ratio_range=(0.5, 1.5), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='Degrade', preset='rass_x1', keep_hq=True),
+    dict(type='PackRestorationInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='Degrade', preset='rass_x1', deterministic=True, keep_hq=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackRestorationInputs'),
+]
+train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='RestorationMetric', _delete_=True)
+test_evaluator = val_evaluator
+
+optim_wrapper = dict(
+    type='OptimWrapper', optimizer=dict(type='AdamW', lr=5e-4, weight_decay=0.0),
+    clip_grad=dict(max_norm=1.0))
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=200, val_interval=200)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=1),
+    visualization=dict(type='SegVisualizationHook', interval=1))
+custom_hooks = [dict(type='SCRDatasetMetaHook')]
+visualizer = dict(type='RestorationVisualizer')
+randomness = dict(seed=0)

@@ -1,0 +1,59 @@
+"""Export the trained SCR adapter of a checkpoint to an SCR LoRA file (safetensors).
+
+    python tools/export_scr_lora.py work_dirs/scr/iter_20000.pth scr_lora.safetensors [--config CFG]
+
+The file holds the UNet's peft LoRA state dict, the trained ``conv_in`` and the exact
+``LoraConfig`` (format ``mmseg_rass.scr_lora.v1``, see ``mmseg_rass/lora.py`` and
+``docs/scr.md``); ``RASSBackbone(scr_lora=...)`` and ``SCRRestorer(scr_lora=...)`` read it.
+The restorer is rebuilt from the config saved in the checkpoint (or ``--config``), so its
+``pretrained_model_path`` must exist on this machine.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmseg_rass  # noqa: E402  (applies compat, registers SCRRestorer)
+from mmseg_rass.lora import save_scr_lora  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('checkpoint', help='SCR checkpoint written by tools/train.py')
+    parser.add_argument('out', help='output .safetensors file')
+    parser.add_argument('--config', help='config of the run (default: the one in the checkpoint)')
+    return parser.parse_args(argv)
+
+
+def export(checkpoint, out, config=None):
+    """Build the SCR restorer of ``config``, load ``checkpoint`` and write its LoRA to ``out``."""
+    from mmengine.config import Config
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+    from mmseg_rass.compat import load_local_checkpoint
+
+    ckpt = load_local_checkpoint(checkpoint, map_location='cpu')
+    if config is not None:
+        cfg = Config.fromfile(config)
+    elif 'cfg' in ckpt.get('meta', {}):
+        cfg = Config.fromstring(ckpt['meta']['cfg'], file_format='.py')
+    else:
+        raise ValueError(f'{checkpoint} carries no config (meta.cfg): pass --config CFG')
+    if cfg.model.get('type') != 'SCRRestorer':
+        raise ValueError(f'{checkpoint}: the model is {cfg.model.get("type")!r}, not an '
+                         'SCRRestorer; only SCR checkpoints hold an SCR LoRA')
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    save_scr_lora(out, model.unet, model.lora_config)
+    return model
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    export(args.checkpoint, args.out, args.config)
+    print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()
