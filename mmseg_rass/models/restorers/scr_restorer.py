@@ -7,6 +7,7 @@ from mmseg.registry import MODELS
 
 from ...lora import UNET_LORA_TARGETS, load_scr_lora, load_scr_lora_into, make_lora_config
 from ..diffusion import build_scheduler, build_text_encoder, build_unet, build_vae
+from ..trainable_state import save_trainable_only
 from .lpips_net import load_lpips
 from .scr_attention import AttentionStore, set_scr_attn_processors
 from .scr_data_preprocessor import to_uint8_range
@@ -22,12 +23,15 @@ class SCRRestorer(BaseModel):
     s = ``vae.config.scaling_factor`` (0.18215). The text is the names of the classes present in
     the GT (``"road, car, traffic light"``). Trainable: the UNet LoRA and ``conv_in``;
     everything else is frozen, and ``state_dict()`` (hence every checkpoint) holds only the
-    trainable tensors — the frozen parts always come from ``pretrained_model_path`` / configs.
+    trainable tensors — the frozen parts always come from ``pretrained_model_path`` / configs
+    (:func:`~mmseg_rass.models.trainable_state.save_trainable_only`).
 
     Args:
         pretrained_model_path (str, optional): Local SD2.1-base folder (diffusers layout).
         unet_config, vae_config, text_encoder_config (dict, optional): Constructor arguments
             instead of the folder (all three; e.g. ``diffusion.TINY_*_CONFIG``).
+        init_seed (int): Seed of every random initialisation (weights built from configs, the
+            fresh LoRA), so that a model rebuilt from its config has the same frozen part.
         scheduler_path (str, optional): Folder with ``scheduler/``; default: the SD folder, or
             SD's training schedule when built from configs.
         timestep (int): The single UNet timestep. Default 1 (RASS's copy; OSEDiff uses 999).
@@ -59,6 +63,7 @@ class SCRRestorer(BaseModel):
                  unet_config=None,
                  vae_config=None,
                  text_encoder_config=None,
+                 init_seed=0,
                  scheduler_path=None,
                  timestep=1,
                  lora_rank=4,
@@ -91,18 +96,20 @@ class SCRRestorer(BaseModel):
                              '`text_encoder_config`, not both')
         if pixel_loss not in ('mse', 'l1'):
             raise ValueError(f'SCRRestorer: pixel_loss must be "mse" or "l1", got {pixel_loss!r}')
-        self.vae = build_vae(path, vae_config).requires_grad_(False)
-        self.text_encoder, self.tokenizer = build_text_encoder(path, text_encoder_config)
-        self.text_encoder.requires_grad_(False)
-        self.scheduler = build_scheduler(scheduler_path or pretrained_model_path)
-        unet = build_unet(path, unet_config).requires_grad_(False)
-        if scr_lora is not None:
-            self.lora_config, lora_state, conv_in_state = load_scr_lora(scr_lora)
-            self.unet = load_scr_lora_into(unet, self.lora_config, lora_state, conv_in_state)
-        else:
-            self.lora_config = make_lora_config(lora_rank, lora_targets, lora_init)
-            unet.add_adapter(self.lora_config)
-            self.unet = unet
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)  # random parts (configs, LoRA) rebuild identically
+            self.vae = build_vae(path, vae_config).requires_grad_(False)
+            self.text_encoder, self.tokenizer = build_text_encoder(path, text_encoder_config)
+            self.text_encoder.requires_grad_(False)
+            self.scheduler = build_scheduler(scheduler_path or pretrained_model_path)
+            unet = build_unet(path, unet_config).requires_grad_(False)
+            if scr_lora is not None:
+                self.lora_config, lora_state, conv_in_state = load_scr_lora(scr_lora)
+                self.unet = load_scr_lora_into(unet, self.lora_config, lora_state, conv_in_state)
+            else:
+                self.lora_config = make_lora_config(lora_rank, lora_targets, lora_init)
+                unet.add_adapter(self.lora_config)
+                self.unet = unet
         conv_in = getattr(self.unet.conv_in, 'base_layer', self.unet.conv_in)
         conv_in.requires_grad_(True)
         if gradient_checkpointing:
@@ -122,28 +129,8 @@ class SCRRestorer(BaseModel):
         self.scl_loss = MODELS.build(scl_loss) if scl_loss is not None else None
         self.test_prompt = test_prompt
         self.save_attention = save_attention
-        self.register_load_state_dict_post_hook(self._ignore_frozen_missing_keys)
-
-    # ----------------------------------------------------------------- checkpoints
-    def trainable_names(self):
-        """Names of the parameters training changes (UNet LoRA + conv_in)."""
-        return [n for n, p in self.named_parameters() if p.requires_grad]
-
-    def state_dict(self, *args, destination=None, prefix='', keep_vars=False):
-        """Only the trainable tensors (LoRA + conv_in); frozen SD weights are never saved."""
-        full = super().state_dict(*args, destination=destination, prefix=prefix,
-                                  keep_vars=keep_vars)
-        keep = {prefix + n for n in self.trainable_names()}
-        for key in [k for k in full if k not in keep]:
-            del full[key]
-        return full
-
-    def _ignore_frozen_missing_keys(self, module, incompatible_keys):
-        """A checkpoint lacks the frozen weights by design: do not report them as missing."""
-        trainable = set(self.trainable_names())
-        missing = incompatible_keys.missing_keys
-        kept = [k for k in missing if any(k.endswith(n) for n in trainable)]
-        missing[:] = kept
+        save_trainable_only(self, dict(pretrained_model_path=path, scr_lora=scr_lora,
+                                       init_seed=None if path else init_seed))
 
     def init_weights(self):
         """Keep the SD parts as built: mmengine's recursive init would re-initialise the CLIP
