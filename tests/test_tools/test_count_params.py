@@ -1,0 +1,42 @@
+"""tools/count_params.py: per-component trainable/total counts on the meta device."""
+import importlib.util
+import os.path as osp
+
+import pytest
+
+
+@pytest.fixture(scope='module')
+def tool(repo_root):
+    spec = importlib.util.spec_from_file_location(
+        'count_params_tool', osp.join(repo_root, 'tools', 'count_params.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rass_sd21_counts_without_weights(tool, repo_root, capsys):
+    config = osp.join(repo_root, 'configs/rass/rass_cityscapes_lq.py')
+    rows, (trainable, total) = tool.main([config])
+    table = {name: (tr, tot) for name, tr, tot in rows}
+    out = capsys.readouterr().out
+    assert 'built-in SD2.1-base architecture used' in out and '| backbone |' in out
+    lora_tr, lora_tot = table['backbone: LoRA (segmentation)']
+    assert lora_tr == lora_tot and abs(lora_tr - 4.043e6) < 1e3
+    assert table['backbone: UNet'][0] == 0 and abs(table['backbone: UNet'][1] - 865.899e6) < 1e3
+    assert table['backbone: VAE encoder'][0] == 0
+    assert table['backbone: conv_in'] == (11840, 11840)  # 4 -> 320, 3x3, + bias
+    bb_tr, bb_tot = table['backbone']
+    assert bb_tr == sum(table[f'backbone: {k}'][0] for k in
+                        ('LoRA (segmentation)', 'conv_in', 'projections'))
+    assert bb_tr / bb_tot <= 0.01
+    assert table['decode_head'][0] == table['decode_head'][1] > 0
+    assert trainable == bb_tr + table['decode_head'][0]
+
+
+def test_any_config_and_clear_error(tool, repo_root):
+    rows, (trainable, total) = tool.main(
+        [osp.join(repo_root, 'configs/baseline/fpn_r18_demo_cityscapes.py')])
+    assert {name for name, _, _ in rows} >= {'backbone', 'neck', 'decode_head'}
+    assert trainable == total > 0
+    with pytest.raises(SystemExit, match='does not exist'):
+        tool.main(['no/such/config.py'])

@@ -1,0 +1,125 @@
+"""Training-step time and peak memory of a (RASS) segmentation config at a given crop and batch.
+
+One step = forward + loss + backward + AdamW step on random images and labels. On CUDA the peak
+is ``torch.cuda.max_memory_allocated``; on CPU it is the process's peak resident memory.
+
+    python tools/benchmark_rass.py configs/rass/rass_tiny_demo.py --crop 128 256 --batch 4
+    # SD2.1-base shapes with random weights (no download), bf16, on a GPU:
+    python tools/benchmark_rass.py configs/rass/rass_cityscapes_lq.py --arch sd21 \
+        --crop 512 1024 --batch 2 --device cuda --amp bfloat16 [--grad-ckpt]
+"""
+import argparse
+import os.path as osp
+import resource
+import statistics
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmseg_rass  # noqa: E402,F401  (applies compat, registers components)
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+from mmengine.structures import PixelData  # noqa: E402
+from mmseg.registry import MODELS  # noqa: E402
+from mmseg.structures import SegDataSample  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--crop', type=int, nargs=2, default=(512, 512), metavar=('H', 'W'))
+    parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('--iters', type=int, default=5, help='timed steps')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed steps first')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--amp', choices=['float32', 'bfloat16', 'float16'], default='float32',
+                        help='autocast dtype of the step (the backbone also stores its frozen '
+                        'weights in bfloat16 when this is bfloat16)')
+    parser.add_argument('--grad-ckpt', action='store_true', help='UNet gradient checkpointing')
+    parser.add_argument('--arch', help="RASS backbone: random weights of this architecture "
+                        "('tiny', 'sd21') instead of the config's SD folder")
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE')
+    return parser.parse_args(argv)
+
+
+def build_model(args):
+    if not osp.isfile(args.config):
+        raise SystemExit(f'error: config file {args.config} does not exist')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    backbone = cfg.model.backbone
+    if backbone.get('type') == 'RASSBackbone':
+        if args.arch:
+            backbone.pop('pretrained_model_path', None)
+            backbone.update(arch=args.arch, scr_lora=None)
+        backbone.update(gradient_checkpointing=args.grad_ckpt,
+                        dtype='bfloat16' if args.amp == 'bfloat16' else 'float32')
+    for key in ('decode_head', 'auxiliary_head'):  # SyncBN needs a process group
+        head = cfg.model.get(key)
+        if isinstance(head, dict) and head.get('norm_cfg', {}).get('type') == 'SyncBN':
+            head.norm_cfg.type = 'BN'
+    cfg.model.data_preprocessor.size = tuple(args.crop)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model = MODELS.build(cfg.model).to(args.device)
+    model.init_weights()
+    return model.train(), cfg
+
+
+def random_batch(args, num_classes):
+    g = torch.Generator().manual_seed(0)
+    h, w = args.crop
+    inputs = torch.randn(args.batch, 3, h, w, generator=g).to(args.device)
+    samples = []
+    for _ in range(args.batch):
+        s = SegDataSample(metainfo=dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w)))
+        label = torch.randint(0, num_classes, (1, h, w), generator=g)
+        s.gt_sem_seg = PixelData(data=label.to(args.device))
+        samples.append(s)
+    return inputs, samples
+
+
+def peak_memory_gib(device):
+    if device.startswith('cuda'):
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    model, cfg = build_model(args)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.05)
+    inputs, samples = random_batch(args, cfg.model.decode_head.num_classes)
+    amp_dtype = getattr(torch, args.amp)
+    times = []
+    if args.device.startswith('cuda'):
+        torch.cuda.reset_peak_memory_stats()
+    for i in range(args.warmup + args.iters):
+        if args.device.startswith('cuda'):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.autocast(torch.device(args.device).type, dtype=amp_dtype,
+                            enabled=args.amp != 'float32'):
+            losses = model.loss(inputs, samples)
+        loss = sum(v for k, v in losses.items() if 'loss' in k)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if args.device.startswith('cuda'):
+            torch.cuda.synchronize()
+        if i >= args.warmup:
+            times.append(time.perf_counter() - start)
+    result = dict(config=args.config, device=args.device, crop=tuple(args.crop),
+                  batch=args.batch, amp=args.amp, grad_ckpt=args.grad_ckpt,
+                  step_s=statistics.median(times), peak_gib=peak_memory_gib(args.device),
+                  threads=torch.get_num_threads())
+    print(' '.join(f'{k}={v:.3f}' if isinstance(v, float) else f'{k}={v}'
+                   for k, v in result.items()))
+    return result
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,120 @@
+"""Count trainable vs total parameters of a segmentation config, per component, without weights.
+
+The model is built on the ``meta`` device (no memory, no weights read). A ``RASSBackbone`` that
+points to a local SD2.1-base folder is built from the folder's ``config.json`` files, or from
+the built-in SD2.1-base architecture when the folder is absent; its SCR LoRA file is not read
+(merging it changes no parameter count).
+
+    python tools/count_params.py configs/rass/rass_cityscapes_lq.py
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmseg_rass  # noqa: E402,F401  (applies compat, registers components)
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+from mmseg.registry import MODELS  # noqa: E402
+
+RASS_PARTS = (('LoRA (segmentation)', '.lora_'), ('conv_in', 'unet.conv_in.'),
+              ('projections', 'projections.'), ('UNet', 'unet.'), ('VAE encoder', 'vae_'))
+
+
+def _diffusers_config(path):
+    with open(path, encoding='utf-8') as f:
+        return {k: v for k, v in json.load(f).items() if not k.startswith('_')}
+
+
+def rass_arch_from_folder(folder):
+    """``arch`` dict of a local SD folder from its config files (None if the folder is absent)."""
+    files = {k: osp.join(folder, k, 'config.json') for k in ('unet', 'vae', 'text_encoder')}
+    if not all(osp.isfile(f) for f in files.values()):
+        return None
+    arch = {k: _diffusers_config(f) for k, f in files.items()}
+    arch['text_encoder'] = {
+        k: v for k, v in arch['text_encoder'].items()
+        if k in ('vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers',
+                 'num_attention_heads', 'max_position_embeddings', 'projection_dim',
+                 'hidden_act')
+    }
+    return arch
+
+
+def prepare_meta_cfg(cfg):
+    """Point a RASS backbone at an architecture instead of weights; return notes for the user."""
+    notes = []
+    backbone = cfg.model.get('backbone') or {}
+    if backbone.get('type') != 'RASSBackbone':
+        return notes
+    folder = backbone.pop('pretrained_model_path', None)
+    if folder is not None:
+        arch = rass_arch_from_folder(folder)
+        backbone['arch'] = arch or 'sd21'
+        notes.append(f'RASS backbone: architecture from {folder}' if arch else
+                     f'RASS backbone: {folder} not found, built-in SD2.1-base architecture used')
+    if backbone.get('scr_lora'):
+        notes.append(f'RASS backbone: SCR LoRA {backbone["scr_lora"]} not read (merged into '
+                     'the frozen UNet, no parameter change)')
+        backbone['scr_lora'] = None
+    return notes
+
+
+def count(model):
+    """Rows ``(component, trainable, total)`` and the total row; RASS backbones subdivided."""
+    from mmseg_rass.models.backbones import RASSBackbone
+    rows = []
+    for name, child in model.named_children():
+        params = list(child.named_parameters())
+        if not params:
+            continue
+        if isinstance(child, RASSBackbone):
+            left = dict(params)
+            for label, key in RASS_PARTS:
+                part = {n: p for n, p in left.items() if key in n}
+                for n in part:
+                    left.pop(n)
+                rows.append((f'{name}: {label}', *_sizes(part.values())))
+            if left:
+                rows.append((f'{name}: other', *_sizes(left.values())))
+        rows.append((name, *_sizes(p for _, p in params)))
+    return rows, _sizes(model.parameters())
+
+
+def _sizes(params):
+    """(trainable, total) element counts of an iterable of parameters."""
+    params = list(params)
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='override config entries, as in tools/train.py')
+    args = parser.parse_args(argv)
+    if not osp.isfile(args.config):
+        raise SystemExit(f'error: config file {args.config} does not exist')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    notes = prepare_meta_cfg(cfg)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    rows, (trainable, total) = count(model)
+    print(f'# {args.config} (built on the meta device)')
+    for note in notes:
+        print(f'# {note}')
+    print('| component | trainable | total | trainable % |')
+    print('|---|---:|---:|---:|')
+    for name, tr, tot in rows + [('model', trainable, total)]:
+        print(f'| {name} | {tr / 1e6:.3f}M | {tot / 1e6:.3f}M | {100 * tr / max(tot, 1):.2f} |')
+    return rows, (trainable, total)
+
+
+if __name__ == '__main__':
+    main()
