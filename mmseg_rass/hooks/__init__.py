@@ -1,0 +1,4 @@
+from .sam_distill_hook import SAMDistillHook
+from .scr_dataset_meta_hook import SCRDatasetMetaHook
+
+__all__ = ['SAMDistillHook', 'SCRDatasetMetaHook']

@@ -1,0 +1,1 @@
+from . import backbones, data_preprocessors, losses, necks, restorers, segmentors  # noqa: F401

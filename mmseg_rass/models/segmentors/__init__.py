@@ -1,0 +1,9 @@
+from .restore_then_segment import RestoreThenSegment
+from .sam_distill_encoder_decoder import SAMDistillEncoderDecoder
+from .sam_distill_teacher import SAMDistillTeacher
+from .sam_prior_encoder_decoder import SAMPriorEncoderDecoder
+
+__all__ = [
+    'RestoreThenSegment', 'SAMDistillEncoderDecoder', 'SAMDistillTeacher',
+    'SAMPriorEncoderDecoder'
+]
