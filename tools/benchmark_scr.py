@@ -20,11 +20,6 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import torch  # noqa: E402
 
 import mmseg_rass  # noqa: E402,F401
-from mmseg_rass.models import diffusion  # noqa: E402
-
-CITYSCAPES_CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light',
-                      'traffic sign', 'vegetation', 'terrain', 'sky', 'person', 'rider', 'car',
-                      'truck', 'bus', 'train', 'motorcycle', 'bicycle')
 
 
 def build_sd21_restorer(device, gradient_checkpointing=False, scl=True):
@@ -32,10 +27,7 @@ def build_sd21_restorer(device, gradient_checkpointing=False, scl=True):
     from mmseg.registry import MODELS
     with torch.device(device):
         return MODELS.build(
-            dict(type='SCRRestorer', unet_config=diffusion.SD21_UNET_CONFIG,
-                 vae_config=diffusion.SD21_VAE_CONFIG,
-                 text_encoder_config=diffusion.SD21_TEXT_ENCODER_CONFIG,
-                 class_names=CITYSCAPES_CLASSES,
+            dict(type='SCRRestorer', arch='sd21', class_names='CityscapesDataset',
                  scl_loss=dict(type='SCLLoss') if scl else None,
                  gradient_checkpointing=gradient_checkpointing))
 

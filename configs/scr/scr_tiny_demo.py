@@ -1,50 +1,13 @@
 # SCR restorer with tiny random Stable Diffusion parts, trained on the demo data (CPU, minutes).
-# Same block structure as SD2.1-base (mmseg_rass.models.diffusion.TINY_*_CONFIG), random weights.
+# arch='tiny': the block structure of SD2.1-base (mmseg_rass.models.diffusion.ARCHS), random
+# weights rebuilt identically from init_seed.
 _base_ = ['../_base_/datasets/demo_cityscapes.py', 'mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmseg_rass'], allow_failed_imports=False)
 crop_size = (128, 256)
 
-tiny_unet = dict(
-    sample_size=8,
-    in_channels=4,
-    out_channels=4,
-    down_block_types=('CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D',
-                      'DownBlock2D'),
-    up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D',
-                    'CrossAttnUpBlock2D'),
-    block_out_channels=(16, 32, 32, 32),
-    layers_per_block=1,
-    attention_head_dim=(2, 4, 4, 4),
-    cross_attention_dim=32,
-    norm_num_groups=8,
-    use_linear_projection=True)
-tiny_vae = dict(
-    in_channels=3,
-    out_channels=3,
-    down_block_types=('DownEncoderBlock2D', ) * 4,
-    up_block_types=('UpDecoderBlock2D', ) * 4,
-    block_out_channels=(8, 16, 16, 16),
-    layers_per_block=1,
-    latent_channels=4,
-    norm_num_groups=8,
-    sample_size=64)
-tiny_text_encoder = dict(
-    vocab_size=515,
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    max_position_embeddings=77,
-    projection_dim=32,
-    bos_token_id=512,
-    eos_token_id=513,
-    pad_token_id=514)
-
 model = dict(
     type='SCRRestorer',
-    unet_config=tiny_unet,
-    vae_config=tiny_vae,
-    text_encoder_config=tiny_text_encoder,
+    arch='tiny',
     timestep=1,
     lora_rank=4,
     pixel_loss='mse',

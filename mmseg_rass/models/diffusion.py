@@ -90,6 +90,37 @@ SD21_TEXT_ENCODER_CONFIG = dict(
     hidden_act='gelu')
 
 
+ARCHS = dict(
+    tiny=dict(unet=TINY_UNET_CONFIG, vae=TINY_VAE_CONFIG, text_encoder=TINY_TEXT_ENCODER_CONFIG),
+    sd21=dict(unet=SD21_UNET_CONFIG, vae=SD21_VAE_CONFIG, text_encoder=SD21_TEXT_ENCODER_CONFIG))
+
+
+def resolve_arch(owner, pretrained_model_path, arch):
+    """Check the two ways to get SD parts and return the per-part constructor arguments.
+
+    Args:
+        owner (str): class name for error messages.
+        pretrained_model_path (str | None): local SD2.1-base folder.
+        arch (str | dict | None): random weights instead: ``'tiny'``, ``'sd21'`` (see
+            :data:`ARCHS`) or ``dict(unet=..., vae=..., text_encoder=...)``.
+
+    Returns:
+        dict: ``dict(unet=, vae=, text_encoder=)`` constructor arguments, empty for a folder
+        (so ``arch.get('unet')`` is what the ``build_*`` functions take as ``config``).
+    """
+    if (pretrained_model_path is None) == (arch is None):
+        raise ValueError(f'{owner}: pass exactly one of `pretrained_model_path` (a local '
+                         'SD2.1-base folder) or `arch` (random weights: \'tiny\', \'sd21\' '
+                         'or dict(unet=..., vae=..., text_encoder=...))')
+    if arch is None:
+        return {}
+    resolved = ARCHS.get(arch) if isinstance(arch, str) else arch
+    if not isinstance(resolved, dict) or set(resolved) != {'unet', 'vae', 'text_encoder'}:
+        raise ValueError(f'{owner}: `arch` must be one of {sorted(ARCHS)} or a dict with keys '
+                         f'unet, vae, text_encoder, got {arch!r}')
+    return resolved
+
+
 def _check_one(pretrained_model_path, config, what):
     if (pretrained_model_path is None) == (config is None):
         raise ValueError(f'build_{what}: pass exactly one of `pretrained_model_path` (a local '

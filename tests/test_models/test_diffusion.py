@@ -46,3 +46,16 @@ def test_errors_name_the_problem(tmp_path):
         diffusion.build_unet(pretrained_model_path=str(tmp_path))
     with pytest.raises(FileNotFoundError, match='text_encoder'):
         diffusion.build_text_encoder(pretrained_model_path=str(tmp_path))
+
+
+def test_resolve_arch():
+    assert diffusion.resolve_arch('X', '/sd', None) == {}
+    assert diffusion.resolve_arch('X', None, 'tiny')['unet'] is diffusion.TINY_UNET_CONFIG
+    custom = dict(unet={}, vae={}, text_encoder={})
+    assert diffusion.resolve_arch('X', None, custom) is custom
+    with pytest.raises(ValueError, match='SCRRestorer: pass exactly one of'):
+        diffusion.resolve_arch('SCRRestorer', '/sd', 'tiny')
+    with pytest.raises(ValueError, match='SCRRestorer: pass exactly one of'):
+        diffusion.resolve_arch('SCRRestorer', None, None)
+    with pytest.raises(ValueError, match="`arch` must be one of \\['sd21', 'tiny'\\].*'huge'"):
+        diffusion.resolve_arch('SCRRestorer', None, 'huge')

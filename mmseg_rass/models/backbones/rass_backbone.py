@@ -11,15 +11,10 @@ from mmengine.model import BaseModule
 from mmseg.registry import DATASETS, MODELS
 
 from ...lora import UNET_LORA_TARGETS, make_lora_config, merge_scr_lora
-from ..diffusion import (SD21_TEXT_ENCODER_CONFIG, SD21_UNET_CONFIG, SD21_VAE_CONFIG,
-                         TINY_TEXT_ENCODER_CONFIG, TINY_UNET_CONFIG, TINY_VAE_CONFIG,
-                         build_text_encoder, build_unet, build_vae)
+from ..diffusion import build_text_encoder, build_unet, build_vae, resolve_arch
 from ..trainable_state import save_trainable_only
 from .rass_projection import BottleneckProjection
 
-ARCHS = dict(
-    tiny=dict(unet=TINY_UNET_CONFIG, vae=TINY_VAE_CONFIG, text_encoder=TINY_TEXT_ENCODER_CONFIG),
-    sd21=dict(unet=SD21_UNET_CONFIG, vae=SD21_VAE_CONFIG, text_encoder=SD21_TEXT_ENCODER_CONFIG))
 _DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16}
 
 
@@ -122,16 +117,8 @@ class RASSBackbone(BaseModule):
                  dtype='float32',
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if (pretrained_model_path is None) == (arch is None):
-            raise ValueError('RASSBackbone: pass exactly one of `pretrained_model_path` (a local '
-                             'SD2.1-base folder) or `arch` (random weights: \'tiny\', \'sd21\' '
-                             'or dict(unet=..., vae=..., text_encoder=...))')
         arch_name = arch if isinstance(arch, str) else json.dumps(arch, sort_keys=True)
-        arch = ARCHS.get(arch, arch) if isinstance(arch, str) else arch
-        if arch is not None and (not isinstance(arch, dict)
-                                 or set(arch) != {'unet', 'vae', 'text_encoder'}):
-            raise ValueError(f'RASSBackbone: `arch` must be one of {sorted(ARCHS)} or a dict '
-                             'with keys unet, vae, text_encoder')
+        arch = resolve_arch('RASSBackbone', pretrained_model_path, arch)
         if dtype not in _DTYPES:
             raise ValueError(f'RASSBackbone: dtype must be one of {list(_DTYPES)}, got {dtype!r}')
         if scr_lora is not None and not osp.isfile(scr_lora):
@@ -140,14 +127,13 @@ class RASSBackbone(BaseModule):
                 'configs/scr/ and pass the exported .safetensors file as `scr_lora`, or set '
                 'scr_lora=None to start from plain Stable Diffusion')
         self.base_model = dict(pretrained_model_path=pretrained_model_path, scr_lora=scr_lora,
-                               arch=None if arch is None else arch_name,
-                               init_seed=None if arch is None else init_seed)
+                               arch=arch_name if arch else None,
+                               init_seed=init_seed if arch else None)
         self.timestep = timestep
         self.compute_dtype = _DTYPES[dtype]
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
-            arch = arch or {}
             unet = build_unet(pretrained_model_path, arch.get('unet'))
             vae = build_vae(pretrained_model_path, arch.get('vae'))
             text_encoder, tokenizer = build_text_encoder(pretrained_model_path,

@@ -6,7 +6,8 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 
 from ...lora import UNET_LORA_TARGETS, load_scr_lora, load_scr_lora_into, make_lora_config
-from ..diffusion import build_scheduler, build_text_encoder, build_unet, build_vae
+from ..diffusion import (build_scheduler, build_text_encoder, build_unet, build_vae,
+                         resolve_arch)
 from ..trainable_state import save_trainable_only
 from .lpips_net import load_lpips
 from .scr_attention import AttentionStore, set_scr_attn_processors
@@ -28,8 +29,9 @@ class SCRRestorer(BaseModel):
 
     Args:
         pretrained_model_path (str, optional): Local SD2.1-base folder (diffusers layout).
-        unet_config, vae_config, text_encoder_config (dict, optional): Constructor arguments
-            instead of the folder (all three; e.g. ``diffusion.TINY_*_CONFIG``).
+        arch (str | dict, optional): Instead of the folder, random weights of an architecture:
+            ``'tiny'``, ``'sd21'`` or ``dict(unet=..., vae=..., text_encoder=...)`` of constructor
+            arguments (see :func:`~mmseg_rass.models.diffusion.resolve_arch`).
         init_seed (int): Seed of every random initialisation (weights built from configs, the
             fresh LoRA), so that a model rebuilt from its config has the same frozen part.
         scheduler_path (str, optional): Folder with ``scheduler/``; default: the SD folder, or
@@ -60,9 +62,7 @@ class SCRRestorer(BaseModel):
 
     def __init__(self,
                  pretrained_model_path=None,
-                 unet_config=None,
-                 vae_config=None,
-                 text_encoder_config=None,
+                 arch=None,
                  init_seed=0,
                  scheduler_path=None,
                  timestep=1,
@@ -87,22 +87,18 @@ class SCRRestorer(BaseModel):
         if isinstance(data_preprocessor, dict):  # mmseg's registry, whatever the default scope
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        configs = (unet_config, vae_config, text_encoder_config)
         path = pretrained_model_path
-        if (path is None and any(c is None for c in configs)) or (
-                path is not None and any(c is not None for c in configs)):
-            raise ValueError('SCRRestorer: set either `pretrained_model_path` (local SD2.1-base '
-                             'folder) or all of `unet_config`, `vae_config`, '
-                             '`text_encoder_config`, not both')
+        configs = resolve_arch('SCRRestorer', path, arch)
         if pixel_loss not in ('mse', 'l1'):
             raise ValueError(f'SCRRestorer: pixel_loss must be "mse" or "l1", got {pixel_loss!r}')
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)  # random parts (configs, LoRA) rebuild identically
-            self.vae = build_vae(path, vae_config).requires_grad_(False)
-            self.text_encoder, self.tokenizer = build_text_encoder(path, text_encoder_config)
+            self.vae = build_vae(path, configs.get('vae')).requires_grad_(False)
+            self.text_encoder, self.tokenizer = build_text_encoder(path,
+                                                                   configs.get('text_encoder'))
             self.text_encoder.requires_grad_(False)
             self.scheduler = build_scheduler(scheduler_path or pretrained_model_path)
-            unet = build_unet(path, unet_config).requires_grad_(False)
+            unet = build_unet(path, configs.get('unet')).requires_grad_(False)
             if scr_lora is not None:
                 self.lora_config, lora_state, conv_in_state = load_scr_lora(scr_lora)
                 self.unet = load_scr_lora_into(unet, self.lora_config, lora_state, conv_in_state)
@@ -129,7 +125,7 @@ class SCRRestorer(BaseModel):
         self.scl_loss = MODELS.build(scl_loss) if scl_loss is not None else None
         self.test_prompt = test_prompt
         self.save_attention = save_attention
-        save_trainable_only(self, dict(pretrained_model_path=path, scr_lora=scr_lora,
+        save_trainable_only(self, dict(pretrained_model_path=path, arch=arch, scr_lora=scr_lora,
                                        init_seed=None if path else init_seed))
 
     def init_weights(self):

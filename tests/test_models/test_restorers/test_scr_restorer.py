@@ -16,9 +16,7 @@ CLASSES = ['road', 'traffic light', 'car']
 
 def _build(**kwargs):
     """A tiny restorer; its random weights come from ``init_seed=0``, not the global RNG."""
-    cfg = dict(type='SCRRestorer', unet_config=diffusion.TINY_UNET_CONFIG,
-               vae_config=diffusion.TINY_VAE_CONFIG,
-               text_encoder_config=diffusion.TINY_TEXT_ENCODER_CONFIG, class_names=CLASSES)
+    cfg = dict(type='SCRRestorer', arch='tiny', class_names=CLASSES)
     cfg.update(kwargs)
     return MODELS.build(cfg)
 
