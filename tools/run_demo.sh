@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash tools/setup_env.sh
 PY="$ROOT/.venv/bin/python"
-CONFIG=${1:-configs/baseline/fpn_r18_demo_cityscapes.py}
+CONFIG=${1:-configs/rass/rass_tiny_demo.py}
 shift || true
 NAME=$(basename "$CONFIG" .py)
 WORK_DIR=${WORK_DIR:-work_dirs/$NAME}
