@@ -18,6 +18,16 @@ def repo_root():
     return REPO_ROOT
 
 
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """One intra-op torch thread for a module of tiny-tensor tests (much faster on a shared CPU)."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope='session')
 def demo_data_root(tmp_path_factory):
     """A tiny generated demo dataset (4 train / 2 val images, 64x128, Cityscapes layout)."""

@@ -1,5 +1,4 @@
 """Loading cached SAM priors so that mmseg's geometric transforms keep them aligned."""
-import os.path as osp
 
 import numpy as np
 from mmcv.transforms import BaseTransform

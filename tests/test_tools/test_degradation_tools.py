@@ -16,12 +16,7 @@ def _tool(repo_root, name):
     return module
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def test_make_lq_set_is_reproducible_and_writes_manifest(repo_root, demo_data_root, tmp_path):

@@ -15,13 +15,7 @@ from mmseg_rass.transforms.degradation_pipeline import (FAMILIES, MIXED_TABLE, m
                                                          sample_params)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_torch_thread():
-    """Tiny images: one intra-op thread is much faster on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def _scene(h=64, w=96, seed=0):

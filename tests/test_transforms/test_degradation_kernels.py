@@ -11,13 +11,7 @@ from mmseg_rass.transforms.degradation_kernels import (KERNEL_TYPE_INDEX, build_
                                                         crop_to_support, filter2d)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_torch_thread():
-    """Tiny images: one intra-op thread is much faster on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def _kernels(types, size=21, sx=2.0, sy=2.0, theta=0.0, beta=1.0, omega=math.pi / 2,

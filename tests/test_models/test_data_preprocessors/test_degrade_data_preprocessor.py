@@ -9,13 +9,7 @@ from mmseg_rass.transforms import Degrade
 from mmseg_rass.transforms.degradation_pipeline import degrade_batch, make_config, sample_params
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_torch_thread():
-    """Tiny images: one intra-op thread is much faster on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def _images(n, h=32, w=48, seed=0):
