@@ -8,11 +8,19 @@
 #                nvcc is found) instead of mmcv-lite; the wheel is cached in
 #                ${MMCV_WHEEL_CACHE:-~/.cache/mmseg_rass/wheels}. About 13 min on 2 CPU cores.
 #   PYTHON       interpreter used to create .venv (default python3).
+#   SYSTEM_SITE_PACKAGES=1  create .venv with --system-site-packages, so that a torch installed
+#                for that interpreter (e.g. your CUDA build) is seen and kept.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
-[ -x "$PY" ] || "${PYTHON:-python3}" -m venv "$VENV"
+if [ ! -x "$PY" ]; then
+  if [ "${SYSTEM_SITE_PACKAGES:-0}" = "1" ]; then
+    "${PYTHON:-python3}" -m venv --system-site-packages "$VENV"
+  else
+    "${PYTHON:-python3}" -m venv "$VENV"
+  fi
+fi
 
 # Reuse a finished install while setup.py and this script are unchanged.
 STAMP="$VENV/.mmseg_rass_setup"
