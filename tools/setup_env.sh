@@ -35,7 +35,7 @@ if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
   pip_install ${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}
 fi
 if [ "${MMCV_FULL:-0}" = "1" ]; then
-  pip_install "setuptools<70" wheel ninja "mmengine==0.10.7"
+  pip_install "setuptools<82" "mmengine==0.10.7"
   "$ROOT/tools/build_mmcv_full.sh" "$PY"
 elif "$PY" -m pip show -q mmcv >/dev/null 2>&1; then
   pip_install "setuptools<82" "mmengine==0.10.7"  # keep a full mmcv built earlier
