@@ -41,12 +41,18 @@ class _MissingExtModule(types.ModuleType):
 
     is_mmseg_rass_stand_in = True
 
+    def __init__(self, import_error):
+        super().__init__('mmcv._ext')
+        self.import_error = import_error
+
     def __getattr__(self, name):
         if name.startswith('__'):
             raise AttributeError(name)
+        reason = self.import_error
 
         def missing_op(*args, **kwargs):
-            raise MissingCompiledOpError(f'mmcv op `{name}` is not available: {INSTALL_OPS_HINT}.')
+            raise MissingCompiledOpError(f'mmcv op `{name}` is not available ({reason}): '
+                                         f'{INSTALL_OPS_HINT}.')
 
         missing_op.__name__ = name
         return missing_op
@@ -57,8 +63,8 @@ def _patch_mmcv_ext():
         return
     try:
         importlib.import_module('mmcv._ext')
-    except ImportError:
-        stand_in = _MissingExtModule('mmcv._ext')
+    except ImportError as e:  # absent (mmcv-lite), or built against another torch
+        stand_in = _MissingExtModule(f'import mmcv._ext failed: {e}')
         # A spec without a loader: importlib/pkgutil look-ups (mmengine's
         # ``mmcv_full_available``) then report that no compiled extension is installed.
         stand_in.__spec__ = importlib.machinery.ModuleSpec('mmcv._ext', loader=None)
