@@ -1,19 +1,19 @@
-"""Run one of mmseg's own scripts (shipped in the mmseg wheel under ``mmseg/.mim/tools``)
-after applying :mod:`mmseg_rass.compat`."""
+"""Run one of mmseg's own scripts (shipped in the mmseg wheel under ``mmseg/.mim/tools``).
+
+Importing this module imports :mod:`mmseg_rass`, which has already applied
+:mod:`mmseg_rass.compat` and registered every component (even without ``custom_imports``).
+"""
+import itertools
 import os.path as osp
 import runpy
 import sys
 
-from . import compat
+import mmseg
 
 
 def mmseg_tool_path(name):
     """Path of ``mmseg/.mim/tools/<name>`` in the installed mmseg package."""
-    import importlib.util
-    spec = importlib.util.find_spec('mmseg')
-    if spec is None:
-        raise ModuleNotFoundError('mmsegmentation is not installed: run `bash tools/setup_env.sh`')
-    path = osp.join(osp.dirname(spec.origin), '.mim', 'tools', name)
+    path = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', name)
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path} not found: the installed mmsegmentation does not ship '
                                 'its tools; reinstall it with `pip install mmsegmentation==1.2.2`')
@@ -21,14 +21,12 @@ def mmseg_tool_path(name):
 
 
 def run_mmseg_tool(name, argv=None):
-    """Apply compat and run mmseg's ``tools/<name>`` as ``__main__`` with ``argv``.
+    """Run mmseg's ``tools/<name>`` as ``__main__`` with ``argv`` (compat already applied).
 
     Args:
         name (str): script name, e.g. ``'train.py'``.
         argv (list[str], optional): command-line arguments; default ``sys.argv[1:]``.
     """
-    compat.apply()
-    import mmseg_rass  # noqa: F401  (registers components even without custom_imports)
     path = mmseg_tool_path(name)
     sys.argv = [path, *(sys.argv[1:] if argv is None else argv)]
     _check_config_arg(name, sys.argv[1:])
@@ -36,8 +34,13 @@ def run_mmseg_tool(name, argv=None):
 
 
 def _check_config_arg(name, argv):
-    """Fail early, naming the file, when the config or checkpoint argument does not exist."""
-    positional = [a for a in argv if not a.startswith('-')][:2 if name == 'test.py' else 1]
+    """Fail early, naming the file, when the config or checkpoint argument does not exist.
+
+    Only the leading positional arguments are checked (an option's value, as in
+    ``--work-dir DIR``, is not a positional); anything else is left to mmseg's own parser.
+    """
+    positional = list(itertools.takewhile(lambda a: not a.startswith('-'), argv))
+    positional = positional[:2 if name == 'test.py' else 1]
     kinds = ('config', 'checkpoint')
     for kind, path in zip(kinds, positional):
         if not osp.isfile(path):

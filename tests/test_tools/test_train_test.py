@@ -64,3 +64,14 @@ def test_missing_data_root_says_how_to_generate(tmp_path, tool_runner):
                         *demo_options(tmp_path / 'no_data', 2)])
     assert proc.returncode != 0
     assert 'make_demo_data.py' in proc.stderr and str(tmp_path / 'no_data') in proc.stderr
+
+
+def test_only_leading_positionals_are_checked_as_files(tmp_path):
+    from mmseg_rass.tools_entry import _check_config_arg
+    config = tmp_path / 'cfg.py'
+    config.write_text('')
+    # an option's value is not mistaken for the config or checkpoint
+    _check_config_arg('train.py', [str(config), '--work-dir', str(tmp_path / 'new_dir')])
+    _check_config_arg('test.py', ['--work-dir', str(tmp_path / 'new_dir')])
+    with pytest.raises(SystemExit, match='checkpoint file .*none.pth does not exist'):
+        _check_config_arg('test.py', [str(config), str(tmp_path / 'none.pth'), '--show'])
