@@ -8,9 +8,9 @@ Examples::
     python tools/extract_sam_priors.py configs/spt/spt_segformer-tiny_demo-cityscapes-lq.py \
         --split train --stand-in --out data/demo_cityscapes/sam_priors/rass_x1_stand_in
     # SPD paper, Eq. 2: SAM on a restorer's output (here SCR) instead of the LQ image
-    python tools/extract_sam_priors.py configs/spd/spd-cascade_segformer-tiny_demo-cityscapes-lq.py \
-        --split train --stand-in --prior-source restorer \
-        --restorer-config configs/rass/restore_then_segment_demo.py \
+    python tools/extract_sam_priors.py \
+        configs/spd/spd-cascade_segformer-tiny_demo-cityscapes-lq.py --split train --stand-in \
+        --prior-source restorer --restorer-config configs/rass/restore_then_segment_demo.py \
         --out data/demo_cityscapes/sam_priors/rass_x1_scr_stand_in
 
 The images are those of ``<split>_dataloader.dataset`` after its loading and ``Degrade``
@@ -103,6 +103,10 @@ def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.config):
         sys.exit(f'config {args.config} not found')
+    if (args.prior_source == 'restorer') != bool(args.restorer_config):
+        sys.exit('error: --prior-source restorer and --restorer-config go together')
+    if args.restorer_config and not osp.isfile(args.restorer_config):
+        sys.exit(f'error: restorer config {args.restorer_config} not found')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -110,8 +114,6 @@ def main(argv=None):
     key = f'{args.split}_dataloader'
     if key not in cfg:
         sys.exit(f'{args.config} has no {key}: choose another --split')
-    if (args.prior_source == 'restorer') != bool(args.restorer_config):
-        sys.exit('error: --prior-source restorer and --restorer-config go together')
     try:
         generator, info = build_generator(args)
         source = None

@@ -8,10 +8,10 @@ Layout of a prior folder (written by ``tools/extract_sam_priors.py``)::
 
 Each ``.npz`` holds ``bits`` (``np.packbits`` of the (K, H, W) boolean masks), ``shape``
 (K, H, W), ``valid`` (K,) booleans (False for empty slots when SAM found fewer than K masks),
-``areas`` (K,) pixel counts, ``bits_sha256`` (detects a damaged file) and two records that make
-a stale prior detectable: ``image_sha256`` (SHA-256 of the source image file's bytes) and
-``manifest_key`` (the :func:`manifest_key` of the settings it was made with). Masks are sorted
-by decreasing area.
+``areas`` (K,) pixel counts and ``records``, three strings: ``bits_sha256`` (detects a damaged
+file), ``image_sha256`` (SHA-256 of the source image file's bytes) and ``manifest_key`` (the
+:func:`manifest_key` of the settings it was made with) — the last two make a stale prior
+detectable. Masks are sorted by decreasing area.
 """
 import contextlib
 import hashlib
@@ -95,11 +95,11 @@ def save_sam_prior(path, masks, valid, image_sha256, manifest_key):
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     tmp = f'{path}.tmp{os.getpid()}.npz'
     bits = np.packbits(masks.reshape(-1))
-    np.savez_compressed(tmp, bits=bits, bits_sha256=np.asarray(_sha256(bits)),
-                        shape=np.asarray(masks.shape, dtype=np.int64), valid=valid,
+    np.savez_compressed(tmp, bits=bits, shape=np.asarray(masks.shape, dtype=np.int64),
+                        valid=valid,
                         areas=masks.reshape(masks.shape[0], -1).sum(1).astype(np.int64),
-                        image_sha256=np.asarray(str(image_sha256)),
-                        manifest_key=np.asarray(str(manifest_key)))
+                        records=np.asarray([_sha256(bits), str(image_sha256),
+                                            str(manifest_key)]))
     os.replace(tmp, path)
 
 
@@ -126,7 +126,8 @@ def load_sam_prior(path):
                 raise KeyError(f'has entries {sorted(names)}, not bits/shape/valid')
             shape = tuple(int(s) for s in data['shape'])
             bits, valid = data['bits'], data['valid'].astype(bool)
-            records = {k: str(data[k]) for k in RECORDS if k in names}
+            records = dict(zip(RECORDS, (str(r) for r in data['records']))) \
+                if 'records' in names else {}
     except Exception as e:  # zero-byte/truncated zip, bad zlib stream, foreign npz, ...
         raise ValueError(f'SAM prior file {path} is unreadable or not written by '
                          f'tools/extract_sam_priors.py ({type(e).__name__}: {e}): delete it or '

@@ -1,24 +1,14 @@
 """configs/spt and configs/spd: paper hyper-parameters, priors where they belong, no repeats."""
-import functools
 import glob
 import os.path as osp
 
-import mmengine.config.utils
 import pytest
 from mmengine.config import Config
 
+pytestmark = pytest.mark.usefixtures('cached_mmseg_model_index')
+
 SPD = sorted(glob.glob(osp.join(osp.dirname(__file__), '../../configs/spd/*.py')))
 SPT = sorted(glob.glob(osp.join(osp.dirname(__file__), '../../configs/spt/spt_*.py')))
-
-
-@pytest.fixture(scope='module', autouse=True)
-def cached_model_index():
-    """mmengine re-reads all of mmseg's model-index YAML files for every ``mmseg::`` base
-    (seconds each on a small CPU); the files do not change during the tests (read-only use)."""
-    original = mmengine.config.utils.load
-    mmengine.config.utils.load = functools.lru_cache(maxsize=None)(original)
-    yield
-    mmengine.config.utils.load = original
 
 
 def _types(pipeline):

@@ -67,8 +67,8 @@ def test_broken_prior_files_name_themselves(tmp_path):
     # a bit array too short for the shape would unpack to silently empty masks
     short = np.packbits(masks.reshape(-1))[:10]
     np.savez(str(tmp_path / 'short.npz'), bits=short, shape=np.array([3, 8, 8]),
-             valid=np.ones(3, bool), image_sha256=np.asarray('a'), manifest_key=np.asarray('k'),
-             bits_sha256=np.asarray(hashlib.sha256(short.tobytes()).hexdigest()))
+             valid=np.ones(3, bool),
+             records=np.asarray([hashlib.sha256(short.tobytes()).hexdigest(), 'a', 'k']))
     with pytest.raises(ValueError, match=r'short\.npz is inconsistent: .*10 packed bytes'):
         load_sam_prior(str(tmp_path / 'short.npz'))
     np.savez(str(tmp_path / 'v1.npz'), bits=np.packbits(masks.reshape(-1)),

@@ -124,7 +124,7 @@ def test_pipeline_without_degradation_needs_clean_priors(demo_data_root, tmp_pat
     assert read_manifest(str(tmp_path / 'b'))['degradation'] == []
 
 
-def test_priors_from_a_restorer(repo_root, demo_data_root, tmp_path):
+def test_priors_from_a_restorer(repo_root, demo_data_root, tmp_path, cached_mmseg_model_index):
     source = RestorerPriorSource.from_config(osp.join(repo_root, 'configs/scr/scr_tiny_demo.py'))
     scr = source.model_cfg
     assert scr['type'] == 'SCRRestorer' and scr['arch'] == 'tiny'
@@ -158,7 +158,7 @@ def _load_tool(repo_root):
     return tool
 
 
-def test_cli(repo_root, demo_data_root, tmp_path, capsys):
+def test_cli(repo_root, demo_data_root, tmp_path, capsys, cached_mmseg_model_index):
     tool = _load_tool(repo_root)
     config = osp.join(repo_root, 'configs/spd/spd_segformer-tiny_demo-cityscapes-lq.py')
     root = f'train_dataloader.dataset.data_root={demo_data_root}'

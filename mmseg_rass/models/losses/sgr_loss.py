@@ -122,7 +122,8 @@ class SGRLoss(nn.Module):
         Args:
             feats (Tensor): (B, C, h, w) features.
             masks (Tensor): (B, K, H, W) masks.
-            kind (str): ``'l2'``: R_ij = mean_c (d_ic − d_jc)²; ``'cosine'``: R_ij = cos(d_i, d_j).
+            kind (str): ``'l2'``: R_ij = mean_c (d_ic − d_jc)²; ``'cosine'``:
+                R_ij = cos(d_i, d_j).
 
         Returns:
             tuple[Tensor, Tensor]: relation (B, K, K) and valid (B, K) bool (non-empty masks).
