@@ -24,8 +24,9 @@ import numpy as np
 
 PRIOR_FORMAT = 'mmseg_rass.sam_priors.v2'
 MANIFEST_NAME = 'manifest.json'
-# Manifest entries that describe where things are or what happened, not how priors were made.
-NON_KEY_FIELDS = ('img_root', 'key', 'empty_priors')
+# Manifest entries that say where things are, what they are called or what happened, not how
+# priors were made (the SAM checkpoint is keyed by its SHA-256, not its file name).
+NON_KEY_FIELDS = ('img_root', 'checkpoint', 'key', 'empty_priors')
 RECORDS = ('bits_sha256', 'image_sha256', 'manifest_key')
 REEXTRACT_HINT = ('re-run tools/extract_sam_priors.py with the same config and --out (it '
                   're-extracts stale or broken files)')
@@ -225,11 +226,14 @@ def write_manifest(prior_dir, manifest):
     with _manifest_lock(prior_dir):
         if osp.isfile(path):
             old = read_manifest(prior_dir)
-            fields = (set(old) | set(manifest)) - {'empty_priors', 'key'}
+            fields = (set(old) | set(manifest)) - {'checkpoint', 'empty_priors', 'key'}
             changed = sorted(k for k in fields if old.get(k) != manifest.get(k))
             if changed:
                 raise ValueError(f'{path} was written with other settings (differs in {changed}): '
                                  'use another --out folder or delete the old priors')
+            if old.get('key') != manifest_key(old):  # edited by hand: the key follows the content
+                old['key'] = manifest_key(old)
+                _write_json(path, old)
             return old
         manifest['empty_priors'] = []
         _write_json(path, manifest)

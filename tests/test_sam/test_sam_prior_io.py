@@ -108,7 +108,8 @@ def test_prior_path_and_manifest(tmp_path):
     assert manifest['sam_type'] == 'vit_b' and manifest['empty_priors'] == []
     assert manifest['key'] == manifest_key(manifest)
     # the key is about how priors were made, not where the images are or what was found
-    assert manifest_key(dict(manifest, img_root='/x', empty_priors=['a'])) == manifest['key']
+    assert manifest_key(dict(manifest, img_root='/x', empty_priors=['a'],
+                             checkpoint='renamed.pth')) == manifest['key']
     for change in (dict(num_masks=8), dict(sam_type='vit_h'), dict(checkpoint_sha256='x')):
         assert manifest_key(dict(manifest, **change)) != manifest['key']
     with pytest.raises(ValueError, match=r"differs in \['num_masks'\]"):
@@ -120,6 +121,11 @@ def test_prior_path_and_manifest(tmp_path):
     assert on_disk['format'] == 'mmseg_rass.sam_priors.v2'
     assert on_disk['empty_priors'] == ['b.npz', 'c.npz']
     write_manifest(str(tmp_path), info)  # the empty list is not a setting
+    on_disk['generator'] = dict(points_per_side=64)  # edited by hand: the key follows
+    (tmp_path / 'manifest.json').write_text(json.dumps(on_disk))
+    refreshed = write_manifest(str(tmp_path), dict(info, generator=dict(points_per_side=64)))
+    assert refreshed['key'] == manifest_key(refreshed) != manifest['key']
+    assert read_manifest(str(tmp_path))['key'] == refreshed['key']
     on_disk['format'] = 'mmseg_rass.sam_priors.v1'
     (tmp_path / 'manifest.json').write_text(json.dumps(on_disk))
     with pytest.raises(ValueError, match='older versions.*re-extract'):

@@ -102,6 +102,12 @@ def test_changed_or_broken_priors_are_reextracted_and_empty_ones_counted(tmp_pat
     lq = Compose([dict(type='LoadImage'), dict(type='Degrade', preset='rass_x1',
                                                  deterministic=True)])(dict(img_path=img))['img']
     assert np.array_equal(gen.images[0], lq[..., ::-1])  # the new image's LQ version
+    manifest = read_manifest(out)  # the manifest edited by hand (e.g. another SAM): all stale
+    manifest['sam_type'] = 'stand_in_v2'
+    with open(osp.join(out, 'manifest.json'), 'w') as f:
+        json.dump(manifest, f)
+    assert extract_sam_priors(cfg, out, CountingGenerator(), dict(sam_type='stand_in_v2'),
+                              num_masks=5, progress=False)['replaced'] == 3
     # a generator that finds nothing: counted, warned about, listed in the manifest
     empty_dir = str(tmp_path / 'empty')
     with pytest.warns(UserWarning, match=r'no mask in 3 of 3 images.*empty_priors'):
