@@ -28,6 +28,19 @@ def one_torch_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(scope='module')
+def cached_mmseg_model_index():
+    """Read mmseg's model-index YAML files once per test module: mmengine re-reads all of them
+    for every ``mmseg::`` base of a config (seconds per base on a small CPU)."""
+    import functools
+
+    import mmengine.config.utils
+    original = mmengine.config.utils.load
+    mmengine.config.utils.load = functools.lru_cache(maxsize=None)(original)
+    yield
+    mmengine.config.utils.load = original
+
+
 @pytest.fixture(scope='session')
 def demo_data_root(tmp_path_factory):
     """A tiny generated demo dataset (4 train / 2 val images, 64x128, Cityscapes layout)."""

@@ -5,12 +5,21 @@ Examples::
     python tools/extract_sam_priors.py configs/spt/spt_segformer-b0_cityscapes-lq.py \
         --split train --sam-checkpoint ckpt/sam_vit_b_01ec64.pth --model-type vit_b \
         --out data/cityscapes/sam_priors/lq_vit_b --shard 0/4 --device cuda:0
-    python tools/extract_sam_priors.py configs/spt/spt_tiny_demo-cityscapes-lq.py \
-        --split train --stand-in --out data/demo_cityscapes/sam_priors/lq_stand_in
+    python tools/extract_sam_priors.py configs/spt/spt_segformer-tiny_demo-cityscapes-lq.py \
+        --split train --stand-in --out data/demo_cityscapes/sam_priors/rass_x1_stand_in
+    # SPD paper, Eq. 2: SAM on a restorer's output (here SCR) instead of the LQ image
+    python tools/extract_sam_priors.py \
+        configs/spd/spd-cascade_segformer-tiny_demo-cityscapes-lq.py --split train --stand-in \
+        --prior-source restorer --restorer-config configs/rass/restore_then_segment_demo.py \
+        --out data/demo_cityscapes/sam_priors/rass_x1_scr_stand_in
 
 The images are those of ``<split>_dataloader.dataset`` after its loading and ``Degrade``
-steps (``Degrade`` forced deterministic), i.e. the LQ image for LQ datasets. Finished images
-are skipped, so an interrupted run resumes; ``--shard i/n`` splits the work across processes.
+steps (``Degrade`` forced deterministic), i.e. the LQ image for LQ datasets; a pipeline without
+``Degrade`` is refused unless the config's ``LoadSAMPriors`` has ``clean_priors=True`` (or
+``--clean-priors``). With ``--prior-source restorer`` each such image is first restored by the
+restorer of ``--restorer-config``. Current prior files (same image bytes, same settings) are
+skipped, so an interrupted run resumes; stale or broken ones are re-extracted; ``--shard i/n``
+splits the work across processes.
 """
 import argparse
 import os.path as osp
@@ -23,8 +32,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 from mmseg_rass.sam import (DEFAULT_GENERATOR_SETTINGS, SAM_MODEL_TYPES,  # noqa: E402
-                            StandInMaskGenerator, build_sam_mask_generator, extract_sam_priors,
-                            file_sha256)
+                            RestorerPriorSource, StandInMaskGenerator, build_sam_mask_generator,
+                            extract_sam_priors, file_sha256)
 
 
 def parse_shard(text):
@@ -57,6 +66,15 @@ def parse_args(argv=None):
                         default=DEFAULT_GENERATOR_SETTINGS['pred_iou_thresh'])
     parser.add_argument('--stability-score-thresh', type=float,
                         default=DEFAULT_GENERATOR_SETTINGS['stability_score_thresh'])
+    parser.add_argument('--prior-source', choices=['image', 'restorer'], default='image',
+                        help='SAM sees the pipeline\'s (LQ) image, or its restoration by the '
+                        'restorer of --restorer-config (SPD paper, Eq. 2)')
+    parser.add_argument('--restorer-config',
+                        help='config whose model is a restorer or has a restorer entry '
+                        '(e.g. configs/rass/restore_then_segment_demo.py)')
+    parser.add_argument('--restorer-checkpoint', help='restorer weights (mmengine checkpoint)')
+    parser.add_argument('--clean-priors', action='store_true',
+                        help='allow a pipeline without Degrade (priors of undegraded images)')
     parser.add_argument('--shard', type=parse_shard, default=(0, 1), help='i/n')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--no-progress', action='store_true')
@@ -85,6 +103,10 @@ def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.config):
         sys.exit(f'config {args.config} not found')
+    if (args.prior_source == 'restorer') != bool(args.restorer_config):
+        sys.exit('error: --prior-source restorer and --restorer-config go together')
+    if args.restorer_config and not osp.isfile(args.restorer_config):
+        sys.exit(f'error: restorer config {args.restorer_config} not found')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -94,12 +116,22 @@ def main(argv=None):
         sys.exit(f'{args.config} has no {key}: choose another --split')
     try:
         generator, info = build_generator(args)
+        source = None
+        if args.prior_source == 'restorer':
+            source = RestorerPriorSource.from_config(args.restorer_config,
+                                                     args.restorer_checkpoint, args.device)
     except FileNotFoundError as e:
         sys.exit(f'error: {e}')
-    counts = extract_sam_priors(cfg[key]['dataset'].to_dict(), args.out, generator, info,
-                                args.num_masks, args.shard, progress=not args.no_progress)
-    print(f'SAM priors in {args.out}: {counts["done"]} written, {counts["skipped"]} already '
-          f'present, {counts["total"]} in shard {args.shard[0]}/{args.shard[1]}')
+    try:
+        counts = extract_sam_priors(cfg[key]['dataset'].to_dict(), args.out, generator, info,
+                                    args.num_masks, args.shard, progress=not args.no_progress,
+                                    clean_priors=args.clean_priors, prior_source=source)
+    except ValueError as e:
+        sys.exit(f'error: {e}')
+    print(f'SAM priors in {args.out}: {counts["done"]} written ({counts["replaced"]} of them '
+          f'replaced stale or broken files, {counts["empty"]} without any mask), '
+          f'{counts["skipped"]} already current, {counts["total"]} in shard '
+          f'{args.shard[0]}/{args.shard[1]}')
 
 
 if __name__ == '__main__':

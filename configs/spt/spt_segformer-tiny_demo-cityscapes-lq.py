@@ -1,33 +1,17 @@
 # SPT on the tiny demo SegFormer: the pretrained segmentor is frozen, SPT units are the only
-# trainable parameters. Priors: `python tools/extract_sam_priors.py THIS_CONFIG --split train
-# --stand-in --out data/demo_cityscapes/sam_priors/rass_x1_stand_in` (and --split val); the
-# frozen segmentor: train segformer-tiny_demo-cityscapes-lq.py, then pass
+# trainable parameters; SPT needs priors at test time too. Priors: `python
+# tools/extract_sam_priors.py THIS_CONFIG --split train --stand-in --out
+# data/demo_cityscapes/sam_priors/rass_x1_stand_in` (and --split val); the frozen segmentor:
+# train segformer-tiny_demo-cityscapes-lq.py, then pass
 # `--cfg-options load_from=work_dirs/segformer-tiny_demo-cityscapes-lq/iter_200.pth`.
-_base_ = ['./segformer-tiny_demo-cityscapes-lq.py']
-sam_prior_dir = 'data/demo_cityscapes/sam_priors/rass_x1_stand_in'
-degrade = dict(type='Degrade', preset='rass_x1')
-crop_size = (128, 256)
-train_pipeline = [
-    dict(type='LoadImage'),
-    degrade,
-    dict(type='LoadSAMPriors', prior_dir=sam_prior_dir),
-    dict(type='LoadAnnotations'),
-    dict(type='RandomResize', scale=(512, 256), ratio_range=(0.5, 1.5), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputsWithSAMPriors'),
+_base_ = [
+    '../_base_/models/segformer_mit-tiny.py',
+    '../_base_/datasets/demo_cityscapes_lq_sam_priors.py',
+    'mmseg::_base_/default_runtime.py',
+    '../_base_/schedules/demo_200it.py',
 ]
-test_pipeline = [
-    dict(type='LoadImage'),
-    dict(degrade, deterministic=True),
-    dict(type='LoadSAMPriors', prior_dir=sam_prior_dir),
-    dict(type='Resize', scale=(512, 256), keep_ratio=True),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputsWithSAMPriors'),
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+custom_imports = dict(imports=['mmseg_rass'], allow_failed_imports=False)
+val_dataloader = dict(dataset=dict(pipeline=_base_.sam_test_pipeline))
 test_dataloader = val_dataloader
 model = dict(
     type='SAMPriorEncoderDecoder',

@@ -30,7 +30,8 @@ class Degrade(BaseTransform):
             ``resize_back``...); checked, a bad one raises ``ValueError`` naming it.
 
     Modified keys: ``img`` (H, W, 3) uint8 BGR → (h, w, 3) uint8, ``img_shape``.
-    Added keys: ``hq_img`` (with ``keep_hq``), ``degradation`` (the drawn parameters).
+    Added keys: ``hq_img`` (with ``keep_hq``), ``degradation`` (preset, severity, overrides
+    and the drawn parameters).
     """
 
     def __init__(self, preset='rass_x1', severity=None, deterministic=False, keep_hq=False,
@@ -67,7 +68,8 @@ class Degrade(BaseTransform):
             results['hq_img'] = img
         results['img'] = np.ascontiguousarray(out)
         results['img_shape'] = out.shape[:2]
-        results['degradation'] = dict(preset=self.preset, severity=self.severity, params=params)
+        results['degradation'] = dict(preset=self.preset, severity=self.severity,
+                                      overrides=dict(self.overrides), params=params)
         return results
 
     def __repr__(self):

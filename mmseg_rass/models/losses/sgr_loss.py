@@ -46,34 +46,41 @@ def build_frozen_vgg16(weights_path=None, random_init=False, last_layer=15):
 
 @MODELS.register_module()
 class SGRLoss(nn.Module):
-    """λ2 · mean over VGG layers of ‖R(student) − R(teacher)‖², R = mask relation matrix.
+    """λ2 · mean over VGG layers of MSE(R(student), R(teacher)), R = mask relation matrix.
 
-    Both outputs are rendered as images (class probabilities × a fixed palette when
-    ``input_type='probs'``; used as RGB in [0, 1] when ``'image'``), passed through frozen
-    VGG16; each layer's features are averaged inside every SAM mask, giving K descriptors
-    whose cosine similarities form a K × K relation matrix. Pairs involving an empty
-    (invalid) mask are ignored. The teacher side gets no gradient.
+    SPD paper, Eqs. 5-7: both outputs go through frozen VGG16 (class probabilities are first
+    rendered as an image with a fixed palette when ``input_type='probs'``; RGB in [0, 1] is
+    used as is with ``'image'``); each layer's features are averaged inside every SAM mask
+    (Eq. 5, one descriptor per mask); the relation between masks i and j is
+    ``relation='l2'``: the mean squared difference of their descriptors (Eq. 6, default), or
+    ``'cosine'``: their cosine similarity. The loss is the mean squared difference of the two
+    K × K relations (Eq. 7) over pairs of non-empty masks; the teacher side gets no gradient.
 
     Args:
-        loss_weight (float): λ2.
+        loss_weight (float): λ2. Default 200, the paper's choice (Table 6: 20, 200, 2000).
         vgg_weights (str, optional): local torchvision VGG16 weights file.
         random_init_vgg (bool): random VGG weights (tests); exclusive with ``vgg_weights``.
         layer_ids (tuple[int]): VGG16 ``features`` indices whose outputs are compared
             (3, 8, 15 = relu1_2, relu2_2, relu3_3).
         input_type (str): ``'probs'`` (outputs are class logits) or ``'image'``.
+        relation (str): ``'l2'`` (paper) or ``'cosine'``.
         palette (list[list[int]], optional): RGB colour per class for ``'probs'``; a fixed
             seeded palette is used when omitted.
         loss_name (str): key of the loss in the loss dict.
     """
 
     def __init__(self, loss_weight=200., vgg_weights=None, random_init_vgg=False,
-                 layer_ids=(3, 8, 15), input_type='probs', palette=None, loss_name='loss_sgr'):
+                 layer_ids=(3, 8, 15), input_type='probs', relation='l2', palette=None,
+                 loss_name='loss_sgr'):
         super().__init__()
         if input_type not in ('probs', 'image'):
             raise ValueError(f"SGRLoss input_type must be 'probs' or 'image', got {input_type!r}")
+        if relation not in ('l2', 'cosine'):
+            raise ValueError(f"SGRLoss relation must be 'l2' or 'cosine', got {relation!r}")
         self.loss_weight = loss_weight
         self.layer_ids = tuple(sorted(layer_ids))
         self.input_type = input_type
+        self.relation_type = relation
         self._loss_name = loss_name
         self.vgg = build_frozen_vgg16(vgg_weights, random_init_vgg, self.layer_ids[-1])
         self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), False)
@@ -109,20 +116,25 @@ class SGRLoss(nn.Module):
         return feats
 
     @staticmethod
-    def relation(feats, masks):
-        """Cosine-similarity relation between mask descriptors.
+    def relation(feats, masks, kind='l2'):
+        """Relation between mask descriptors (mean feature inside each mask).
 
         Args:
             feats (Tensor): (B, C, h, w) features.
             masks (Tensor): (B, K, H, W) masks.
+            kind (str): ``'l2'``: R_ij = mean_c (d_ic − d_jc)²; ``'cosine'``:
+                R_ij = cos(d_i, d_j).
 
         Returns:
             tuple[Tensor, Tensor]: relation (B, K, K) and valid (B, K) bool (non-empty masks).
         """
         m = resize_masks(masks, feats.shape[-2:])
         desc, area = mask_pooled_descriptors(feats, m)
-        desc = F.normalize(desc, dim=-1)
-        return desc @ desc.transpose(1, 2), area > 0
+        if kind == 'cosine':
+            desc = F.normalize(desc, dim=-1)
+            return desc @ desc.transpose(1, 2), area > 0
+        diff = desc[:, :, None] - desc[:, None]
+        return diff.pow(2).mean(-1), area > 0
 
     def forward(self, student, teacher, masks):
         """Args:
@@ -137,8 +149,8 @@ class SGRLoss(nn.Module):
             t_feats = self._features(teacher.detach())
         loss = student.new_zeros(())
         for s, t in zip(self._features(student), t_feats):
-            r_s, valid = self.relation(s, masks)
-            r_t, _ = self.relation(t, masks)
+            r_s, valid = self.relation(s, masks, self.relation_type)
+            r_t, _ = self.relation(t, masks, self.relation_type)
             pairs = (valid[:, :, None] & valid[:, None, :]).to(r_s.dtype)
             loss = loss + ((r_s - r_t) ** 2 * pairs).sum() / pairs.sum().clamp_min(1)
         return self.loss_weight * loss / len(t_feats)

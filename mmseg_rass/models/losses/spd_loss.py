@@ -6,15 +6,16 @@ from mmseg.registry import MODELS
 
 @MODELS.register_module()
 class SPDLoss(nn.Module):
-    """λ1 · smooth-L1(student, stop-grad(teacher)).
+    """λ1 · smooth-L1(student, stop-grad(teacher)) (SPD paper, Eq. 4).
 
     Args:
-        loss_weight (float): λ1.
+        loss_weight (float): λ1. Default 0.005, the value the paper chose (its Table 6 tried
+            0.0005, 0.005 and 0.05).
         beta (float): smooth-L1 threshold.
         loss_name (str): key of the loss in the loss dict (must start with ``loss_``).
     """
 
-    def __init__(self, loss_weight=0.05, beta=1.0, loss_name='loss_spd'):
+    def __init__(self, loss_weight=0.005, beta=1.0, loss_name='loss_spd'):
         super().__init__()
         self.loss_weight = loss_weight
         self.beta = beta

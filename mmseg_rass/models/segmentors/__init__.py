@@ -1,9 +1,10 @@
 from .restore_then_segment import RestoreThenSegment
+from .sam_cascade_teacher import SAMCascadeTeacher
 from .sam_distill_encoder_decoder import SAMDistillEncoderDecoder
 from .sam_distill_teacher import SAMDistillTeacher
 from .sam_prior_encoder_decoder import SAMPriorEncoderDecoder
 
 __all__ = [
-    'RestoreThenSegment', 'SAMDistillEncoderDecoder', 'SAMDistillTeacher',
+    'RestoreThenSegment', 'SAMCascadeTeacher', 'SAMDistillEncoderDecoder', 'SAMDistillTeacher',
     'SAMPriorEncoderDecoder'
 ]

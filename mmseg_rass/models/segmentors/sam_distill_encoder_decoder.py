@@ -10,9 +10,10 @@ from ...sam.batching import stack_sam_masks
 class SAMDistillEncoderDecoder(EncoderDecoder):
     """``EncoderDecoder`` that, in training, adds the losses of an attached SAM-prior teacher.
 
-    ``SAMDistillHook`` builds a :class:`SAMDistillTeacher` and attaches it with
-    :meth:`attach_teacher`; the teacher is kept out of the module tree, so it is absent from
-    ``parameters()``, ``state_dict()`` (checkpoints) and the DDP wrapper. Without a teacher
+    ``SAMDistillHook`` builds a teacher (``SAMDistillTeacher`` or ``SAMCascadeTeacher``) and
+    attaches it with :meth:`attach_teacher`; the teacher is kept out of the module tree, so it
+    is absent from ``parameters()``, ``state_dict()`` and the DDP wrapper (the hook stores it
+    in checkpoints under its own key). Without a teacher
     (inference, ``tools/test.py``, training without the hook) this is exactly
     ``EncoderDecoder``: no SAM, no priors. Arguments are those of ``EncoderDecoder``.
     """
@@ -44,5 +45,6 @@ class SAMDistillEncoderDecoder(EncoderDecoder):
             losses.update(self._auxiliary_head_forward_train(x, data_samples))
         if self.teacher is not None:
             masks = stack_sam_masks(data_samples, inputs.shape[-2:], 'SAMDistillHook teacher')
-            losses.update(self.teacher.loss(x, seg_logits, masks.to(inputs), data_samples))
+            losses.update(self.teacher.loss(x, seg_logits, masks.to(inputs), data_samples,
+                                            inputs=inputs))
         return losses

@@ -1,16 +1,41 @@
-"""The SAM-prior teacher branch of SPD distillation (SPF neck + its own decode head)."""
+"""The SAM-prior teacher of SPD distillation, light variant: SPF neck + its own decode head."""
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from mmseg.utils import add_prefix
+
+
+def distillation_losses(teacher, student_logits, teacher_logits, masks):
+    """The SPD (λ1) and, if configured, SGR (λ2) losses of a teacher; none reaches the teacher.
+
+    Args:
+        teacher: a teacher with ``spd_loss`` and ``sgr_loss`` (or None) modules.
+        student_logits (Tensor): (B, N, h, w) student decode-head output.
+        teacher_logits (Tensor): (B, N, h', w') teacher output, resized to (h, w) if needed.
+        masks (Tensor): (B, K, H, W) SAM masks.
+
+    Returns:
+        dict[str, Tensor]: losses.
+    """
+    if teacher_logits.shape[-2:] != student_logits.shape[-2:]:
+        teacher_logits = F.interpolate(teacher_logits, size=student_logits.shape[-2:],
+                                       mode='bilinear', align_corners=False)
+    losses = {teacher.spd_loss.loss_name: teacher.spd_loss(student_logits, teacher_logits)}
+    if teacher.sgr_loss is not None:
+        losses[teacher.sgr_loss.loss_name] = teacher.sgr_loss(student_logits, teacher_logits,
+                                                              masks)
+    return losses
 
 
 @MODELS.register_module()
 class SAMDistillTeacher(BaseModule):
     """Teacher fed by SAM priors: SPF units on the student's backbone features + a head.
 
-    Its task loss trains only the teacher (the student features are detached); the SPD loss
-    pulls the student's logits towards the teacher's and the SGR loss matches their
-    mask-relation matrices, with no gradient into the teacher.
+    The light variant of the SPD paper's second network (no second backbone; see
+    ``SAMCascadeTeacher`` for the paper's cascade). Its task loss trains only the teacher (the
+    student features are detached); the SPD loss pulls the student's logits towards the
+    teacher's and the SGR loss matches their mask-relation matrices, with no gradient into the
+    teacher.
 
     Args:
         neck (dict): config of the prior-fusion neck (``SPFNeck``).
@@ -40,7 +65,7 @@ class SAMDistillTeacher(BaseModule):
         """
         return self.decode_head(self.neck([f.detach() for f in feats], masks))
 
-    def loss(self, feats, student_logits, masks, data_samples):
+    def loss(self, feats, student_logits, masks, data_samples, inputs=None):
         """Teacher task loss (``teacher.*``) and the SPD/SGR distillation losses.
 
         Args:
@@ -48,6 +73,7 @@ class SAMDistillTeacher(BaseModule):
             student_logits (Tensor): (B, N, h, w) student decode-head output.
             masks (Tensor): (B, K, H, W) SAM masks.
             data_samples (list[SegDataSample]): with ``gt_sem_seg``.
+            inputs (Tensor, optional): the student's input images (unused here).
 
         Returns:
             dict[str, Tensor]: losses.
@@ -55,7 +81,5 @@ class SAMDistillTeacher(BaseModule):
         teacher_logits = self(feats, masks)
         losses = add_prefix(self.decode_head.loss_by_feat(teacher_logits, data_samples),
                             'teacher')
-        losses[self.spd_loss.loss_name] = self.spd_loss(student_logits, teacher_logits)
-        if self.sgr_loss is not None:
-            losses[self.sgr_loss.loss_name] = self.sgr_loss(student_logits, teacher_logits, masks)
+        losses.update(distillation_losses(self, student_logits, teacher_logits, masks))
         return losses

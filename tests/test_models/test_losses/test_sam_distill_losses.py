@@ -18,7 +18,32 @@ def test_spd_value_and_stop_gradient():
         SPDLoss()(s, t[:, :1])
 
 
-def test_sgr_relation_by_hand():
+def test_paper_defaults():
+    """λ1 = 0.005 and λ2 = 200 (the SPD paper's Table 6 choice), L2 relation (Eq. 6)."""
+    assert SPDLoss().loss_weight == 0.005
+    sgr = SGRLoss(random_init_vgg=True, layer_ids=(1, ))
+    assert sgr.loss_weight == 200. and sgr.relation_type == 'l2'
+    with pytest.raises(ValueError, match="relation must be 'l2' or 'cosine'"):
+        SGRLoss(random_init_vgg=True, relation='dot')
+
+
+def test_sgr_l2_relation_by_hand():
+    feats = torch.zeros(1, 2, 2, 2)
+    feats[0, 0, 0] = 2.  # top row: (2, 0)
+    feats[0, 1, 1] = 4.  # bottom row: (0, 4)
+    masks = torch.zeros(1, 3, 2, 2)
+    masks[0, 0, 0] = 1
+    masks[0, 1, 1] = 1
+    masks[0, 2] = 1  # whole image: (1, 2)
+    rel, valid = SGRLoss.relation(feats, masks)
+    # R_ij = mean over the 2 channels of (d_i - d_j)^2
+    expected = torch.tensor([[0., (4 + 16) / 2, (1 + 4) / 2],
+                             [(4 + 16) / 2, 0., (1 + 4) / 2],
+                             [(1 + 4) / 2, (1 + 4) / 2, 0.]])
+    assert torch.allclose(rel[0], expected) and valid.all()
+
+
+def test_sgr_cosine_relation_by_hand():
     feats = torch.zeros(1, 2, 2, 2)
     feats[0, 0, 0] = 1.  # top row: (1, 0)
     feats[0, 1, 1] = 1.  # bottom row: (0, 1)
@@ -26,15 +51,16 @@ def test_sgr_relation_by_hand():
     masks[0, 0, 0] = 1
     masks[0, 1, 1] = 1
     masks[0, 2] = 1  # whole image: (0.5, 0.5)
-    rel, valid = SGRLoss.relation(feats, masks)
+    rel, valid = SGRLoss.relation(feats, masks, 'cosine')
     c = 0.5 / (0.5 ** 0.5)
     assert torch.allclose(rel[0], torch.tensor([[1., 0., c], [0., 1., c], [c, c, 1.]]), atol=1e-6)
     assert valid.all()
 
 
-def test_sgr_zero_for_equal_outputs_and_gradient_to_student_only():
+@pytest.mark.parametrize('relation', ['l2', 'cosine'])
+def test_sgr_zero_for_equal_outputs_and_gradient_to_student_only(relation):
     torch.manual_seed(0)
-    sgr = SGRLoss(loss_weight=10., random_init_vgg=True, layer_ids=(3, 8))
+    sgr = SGRLoss(loss_weight=10., random_init_vgg=True, layer_ids=(3, 8), relation=relation)
     assert sgr.vgg[0].weight.requires_grad is False
     t = torch.randn(2, 5, 16, 24, requires_grad=True)
     s = torch.randn(2, 5, 16, 24, requires_grad=True)
