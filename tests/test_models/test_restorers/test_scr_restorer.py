@@ -8,7 +8,7 @@ from mmseg.structures import SegDataSample
 from mmseg_rass import lora
 from mmseg_rass.models import diffusion
 from mmseg_rass.models.losses import SCLLoss
-from mmseg_rass.models.restorers.scr_prompt import build_class_prompt
+from mmseg_rass.models.prompts import build_class_prompt
 from mmseg_rass.models.trainable_state import trainable_names
 
 CLASSES = ['road', 'traffic light', 'car']
@@ -16,7 +16,7 @@ CLASSES = ['road', 'traffic light', 'car']
 
 def _build(**kwargs):
     """A tiny restorer; its random weights come from ``init_seed=0``, not the global RNG."""
-    cfg = dict(type='SCRRestorer', arch='tiny', class_names=CLASSES)
+    cfg = dict(type='SCRRestorer', arch='tiny', class_names=CLASSES, lpips_weight=0)
     cfg.update(kwargs)
     return MODELS.build(cfg)
 
@@ -61,7 +61,11 @@ def test_trainable_set_and_structure(restorer):
     names = trainable_names(restorer)
     assert names and all('lora_' in n or n.startswith('unet.conv_in.base_layer') for n in names)
     assert 'unet.conv_in.base_layer.weight' in names
-    assert not any(p.requires_grad for p in restorer.vae.parameters())
+    # OSEDiff's VAE-encoder LoRA (encoder convs, attention projections, quant_conv) trains too
+    vae_trainable = {n for n, p in restorer.vae.named_parameters() if p.requires_grad}
+    assert vae_trainable and all('.lora_' in n for n in vae_trainable)
+    assert any(n.startswith('quant_conv.lora_A') for n in vae_trainable)
+    assert not any(n.startswith(('decoder.', 'post_quant_conv.')) for n in vae_trainable)
     assert not any(p.requires_grad for p in restorer.text_encoder.parameters())
     assert restorer.lora_config.r == 4 and restorer.lora_config.init_lora_weights == 'gaussian'
 
@@ -155,7 +159,7 @@ def test_checkpoint_holds_only_trainable_and_reloads(restorer, tmp_path):
 
 def test_export_import_round_trip_is_exact(restorer, tmp_path):
     path = tmp_path / 'scr_lora.safetensors'
-    lora.save_scr_lora(path, restorer.unet, restorer.lora_config)
+    restorer.save_lora(path)
     reloaded = _build(scr_lora=str(path)).eval()
     data = restorer.data_preprocessor(_batch(n=1))
     with torch.no_grad():
@@ -181,11 +185,13 @@ def test_predict_outputs_and_errors(restorer):
     out = outputs[0]
     assert out.pred_img.shape == out.lq_img.shape == out.gt_hq_img.shape == (36, 60)
     assert out.pred_img.data.dtype == torch.uint8 and out.gt_sem_seg.shape == (36, 60)
-    assert out.attn_classes == [0, 1] and out.attn_maps.data.shape == (2, 5, 8)
+    # test prompt 'class_names': every dataset class is named, whatever the GT holds
+    assert out.attn_classes == [0, 1, 2] and out.attn_maps.data.shape == (3, 5, 8)
     with pytest.raises(ValueError, match='pretrained_model_path'):
         MODELS.build(dict(type='SCRRestorer'))
     with pytest.raises(FileNotFoundError, match='unet'):
-        MODELS.build(dict(type='SCRRestorer', pretrained_model_path='/nonexistent/sd21'))
+        MODELS.build(dict(type='SCRRestorer', pretrained_model_path='/nonexistent/sd21',
+                          lpips_weight=0))
 
 
 def test_class_names_from_dataset_type_and_configs(restorer, repo_root):
