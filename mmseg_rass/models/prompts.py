@@ -386,7 +386,7 @@ class PromptConditioner:
             return
         device = next(self.text_encoder.parameters()).device
         on_meta = device.type == 'meta'
-        if self.cache_dir is None or on_meta or len(missing) <= 16:
+        if self.cache_dir is None or on_meta:
             for key, row in missing.items():
                 self.fixed[key] = _to_cpu(self._encode(row[None])[0])
             return

@@ -1,4 +1,7 @@
-"""SCRRestorer: attention capture, L_SCL, prompts, trainable set, checkpoints, LoRA round trip."""
+"""SCRRestorer: attention capture, L_SCL, prompts, trainable set, checkpoints, LoRA round trip,
+reference defaults, LPIPS, posterior sampling, VSD."""
+import os.path as osp
+
 import pytest
 import torch
 from mmengine.structures import PixelData
@@ -208,3 +211,92 @@ def test_class_names_from_dataset_type_and_configs(restorer, repo_root):
         cfg = Config.fromfile(f'{repo_root}/configs/scr/{name}')
         assert cfg.model.type == 'SCRRestorer' and cfg.test_evaluator.type == 'RestorationMetric'
         assert [t['type'] for t in cfg.train_pipeline][-2:] == ['Degrade', 'PackRestorationInputs']
+
+
+def test_defaults_follow_osediff():
+    import inspect
+
+    from mmseg_rass.models.restorers import SCRRestorer
+    defaults = {k: v.default for k, v in inspect.signature(SCRRestorer).parameters.items()}
+    assert defaults['timestep'] == 999  # OSEDiff restores at t=999 (RASS: t=1 for features only)
+    assert (defaults['pixel_loss'], defaults['pixel_weight']) == ('mse', 1.0)
+    assert (defaults['lpips_weight'], defaults['lpips_net']) == (2.0, 'vgg')
+    assert (defaults['lora_rank'], defaults['lora_alpha'], defaults['vae_lora_rank']) == (4, 8, 4)
+    assert defaults['sample_posterior'] is True and defaults['vsd'] is None
+    assert (defaults['prompt'], defaults['test_prompt']) == ('gt', 'class_names')
+    model = _build()
+    q = 'down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k'
+    assert model.unet.get_submodule(q).scaling['default'] == 2.0
+    assert model.vae.quant_conv.scaling['default'] == 2.0
+
+
+def test_lpips_needs_weights_and_reads_torchvision_files(tmp_path):
+    import torchvision
+    with pytest.raises(ValueError, match=r'lpips_weight=2.0 asks for the LPIPS loss.*docs/scr.md'):
+        MODELS.build(dict(type='SCRRestorer', arch='tiny', class_names=CLASSES))
+    with pytest.raises(FileNotFoundError, match='alexnet-owt-7be5be79.pth'):
+        _build(lpips_weight=2.0, lpips_net='alex', lpips_path=str(tmp_path / 'missing.pth'))
+    features = torchvision.models.alexnet().features.state_dict()
+    path = tmp_path / 'alexnet-owt-7be5be79.pth'  # torchvision's layout (features.*)
+    torch.save({f'features.{k}': v for k, v in features.items()}, path)
+    model = _build(lpips_weight=2.0, lpips_net='alex', lpips_path=str(path), scl_loss=None)
+    import lpips
+    package = torch.load(osp.join(osp.dirname(lpips.__file__), 'weights/v0.1/alex.pth'),
+                         map_location='cpu', weights_only=True)
+    assert torch.equal(model.lpips.lin0.model[1].weight, package['lin0.model.1.weight'])
+    assert torch.equal(model.lpips.net.slice1[0].weight, features['0.weight'])
+    model.train()
+    losses = model.loss(**model.data_preprocessor(_batch(n=1), True))
+    assert losses['loss_lpips'] > 0 and set(losses) == {'loss_mse', 'loss_lpips'}
+    torch.save({'features.0.weight': torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match='missing tensors'):
+        _build(lpips_weight=2.0, lpips_net='alex', lpips_path=str(path))
+
+
+def test_posterior_is_sampled_and_repeatable_at_evaluation(restorer):
+    lq = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        restorer.train()
+        train = [restorer.encode_latent(lq) for _ in range(2)]
+        restorer.eval()
+        evaluation = [restorer.encode_latent(lq) for _ in range(2)]
+        restorer.sample_posterior = False
+        mean = restorer.encode_latent(lq)
+        restorer.sample_posterior = True
+    assert not torch.equal(*train) and torch.equal(*evaluation)
+    assert not torch.equal(evaluation[0], mean)
+    torch.testing.assert_close(
+        mean, restorer.vae.encode(lq).latent_dist.mean * restorer.vae.config.scaling_factor)
+
+
+def test_vsd_follows_osediff_and_reaches_only_its_parameters():
+    model = _build(vsd=dict(cfg_scale=1.0), scl_loss=None)
+    model.train()
+    data = model.data_preprocessor(_batch(n=1), True)
+    text, _ = model.encode_prompts(data['data_samples'], training=True)
+    _, latent0 = model.generate(data['inputs'], text)
+    # the frozen SD UNet is the generator's base UNet (VSD adapter off)
+    latent, t = torch.randn(1, 4, 4, 8), torch.tensor([500])
+    model.vsd_unet.disable_adapters()
+    with torch.no_grad():
+        torch.testing.assert_close(model.vsd_unet(latent, t, encoder_hidden_states=text).sample,
+                                   _base_unet()(latent, t, encoder_hidden_states=text).sample)
+    model.vsd_unet.enable_adapters()
+    # untrained VSD LoRA (B = 0) and guidance 1: both x0 estimates agree, no VSD gradient
+    torch.manual_seed(0)
+    assert model.vsd_loss(latent0, text).item() < 1e-10
+    model.vsd['cfg_scale'] = 7.5
+    torch.manual_seed(0)
+    loss = model.vsd_loss(latent0, text)
+    assert loss.item() > 0
+    loss.backward(retain_graph=True)
+    generator = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert generator and not any(n.startswith('vsd_unet.') for n in generator)
+    assert all('lora_' in n or 'conv_in' in n for n in generator)
+    model.zero_grad()
+    model.vsd_lora_loss(latent0, text).backward()
+    vsd = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert vsd and all(n.startswith('vsd_unet.') and '.lora_' in n for n in vsd)
+    assert any('conv_out.lora_' in n for n in vsd)  # OSEDiff's regulariser adapts conv_out too
+    losses = model.loss(**data)
+    assert {'loss_vsd', 'loss_vsd_lora'} <= set(losses)
