@@ -25,7 +25,7 @@ model = dict(
     pixel_weight=1.0,
     lpips_weight=2.0,
     lpips_path='checkpoints/vgg16-397923af.pth',
-    # OSEDiff's third term, opt-in: vsd=dict(weight=1.0, cfg_scale=7.5) (docs/scr.md)
+    # OSEDiff's third term, opt-in: vsd=dict() (weight 1, CFG 7.5, see docs/scr.md)
     vsd=None,
     scl_loss=dict(type='SCLLoss', token_weight=0.5, pixel_weight=0.025, mask_stride=8),
     attn_strides=(1, 2, 4, 8),  # 64², 32², 16², 8² maps at 512²
