@@ -155,10 +155,10 @@ def test_missing_unexpected_or_misshapen_tensors_fail_with_one_error(trained_une
                            r'0 missing tensors and 1 unexpected tensors \(first: mid_block.extra'),
                           (dict(reshape=key), rf'1 tensors have another shape \(first: {key}')):
         bad = _file_without(path, tmp_path, **edit)
-        with pytest.raises(ValueError, match=pattern):  # the RASS path (merge)
-            lora.merge_scr_lora(copy.deepcopy(base), bad)
-        if 'add' in edit:  # the SCR path (adapter) checks the same way
-            with pytest.raises(ValueError, match=pattern):
+        with pytest.raises(ValueError, match=pattern):
+            if 'add' in edit:  # the SCR path (adapter)
                 lora.load_scr_lora_into(copy.deepcopy(base), lora.load_scr_lora(bad))
+            else:  # the RASS path (merge)
+                lora.merge_scr_lora(copy.deepcopy(base), bad)
     with pytest.raises(ValueError, match=r"lacks \['conv_in.bias'\]"):
         lora.merge_scr_lora(copy.deepcopy(base), _file_without(path, tmp_path, drop='conv_in.bias'))

@@ -347,8 +347,14 @@ class PromptConditioner:
         self.owner = owner
         self.memo = OrderedDict()
         self.fixed = {}
-        self.stores = []
+        self.stores = []  # (keys, file) of precomputed embedding files
+        self._handles = {}  # file -> open safetensors handle (not copied or pickled)
         self.pooled = {}
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state['_handles'] = {}
+        return state
 
     @property
     def needs_encoder(self):
@@ -396,7 +402,7 @@ class PromptConditioner:
         return any(key in keys for keys, _ in self.stores)
 
     def _store_file(self, rows):
-        """Encode ``rows`` into (or reuse) a content-named safetensors file; open it lazily."""
+        """Encode ``rows`` into (or reuse) a content-named safetensors file (read lazily)."""
         from safetensors import safe_open
         from safetensors.torch import save_file
         digest = hashlib.sha256(_module_fingerprint(self.text_encoder).encode())
@@ -415,8 +421,8 @@ class PromptConditioner:
             tmp = f'{path}.tmp{os.getpid()}'
             save_file(tensors, tmp)
             os.replace(tmp, path)
-        handle = safe_open(path, framework='pt')
-        return set(handle.keys()), handle
+        with safe_open(path, framework='pt') as handle:
+            return set(handle.keys()), path
 
     @torch.no_grad()
     def _pooled_context(self, source):
@@ -431,9 +437,12 @@ class PromptConditioner:
         key = _ids_key(ids)
         if key in self.fixed:
             return self.fixed[key]
-        for keys, handle in self.stores:
+        for keys, path in self.stores:
             if key in keys:
-                return handle.get_tensor(key).float()
+                if path not in self._handles:
+                    from safetensors import safe_open
+                    self._handles[path] = safe_open(path, framework='pt')
+                return self._handles[path].get_tensor(key).float()
         if key in self.memo:
             self.memo.move_to_end(key)
             return self.memo[key]

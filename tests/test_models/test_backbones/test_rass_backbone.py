@@ -269,3 +269,18 @@ def test_docs_mixing_example_builds_and_trains_a_step(repo_root, tmp_path):
     losses = model.train_step(data, optim)
     assert torch.isfinite(losses['loss'])
     assert not torch.equal(before, model.backbone.projections[0].shortcut.conv.weight)
+
+
+def test_defaults_follow_the_authors_code(backbone):
+    import inspect
+    defaults = {k: v.default for k, v in inspect.signature(RASSBackbone).parameters.items()}
+    assert defaults['timestep'] == 1 and defaults['sample_posterior'] is True
+    assert (defaults['lora_rank'], defaults['lora_alpha']) == (4, 8)
+    assert defaults['prompt'] == 'empty' and defaults['test_prompt'] is None
+    # one adapter 'seg' over the authors' targets, conv_in included, scale 8 / 4 = 2
+    assert backbone.unet.conv_in.scaling['seg'] == 2.0
+    assert not hasattr(backbone.unet.conv_out, 'lora_A')
+    x = torch.randn(1, 3, 64, 64)
+    backbone.eval()
+    with torch.no_grad():  # evaluation: the posterior noise is seeded, results repeat
+        assert all(torch.equal(a, b) for a, b in zip(backbone(x), backbone(x)))

@@ -72,3 +72,38 @@ def test_without_mmdet_the_config_says_how_to_install_it(monkeypatch):
                         lambda name, *a: None if name == 'mmdet' else real(name, *a))
     with pytest.raises(ImportError, match='mmdet is not installed.*setup_env.sh.*mmdet==3.3.0'):
         importlib.reload(rass_mmdet_check)
+
+
+def test_uperhead_configs_use_the_authors_solver(repo_root):
+    for name in ('rass_ade20k_lq.py', 'rass_cityscapes_lq.py'):
+        cfg = Config.fromfile(osp.join(repo_root, 'configs/rass', name))
+        optim = cfg.optim_wrapper
+        assert optim.clip_grad == dict(max_norm=0.01, norm_type=2)
+        assert optim.paramwise_cfg.custom_keys == {'backbone': dict(lr_mult=0.1)}  # + projections
+        assert optim.paramwise_cfg.norm_decay_mult == 0.0
+        assert [s.type for s in cfg.param_scheduler] == ['PolyLR']  # no warm-up
+        assert dict(type='RASSPromptHook') in cfg.custom_hooks
+
+
+def test_released_test_sets_load_in_the_authors_layout(repo_root, tmp_path):
+    import cv2
+    import numpy as np
+    from mmseg.registry import DATASETS
+    root = tmp_path / 'RealLQ' / 'ADEChallengeData2016'
+    for sub in ('images/validation', 'annotations_detectron2/validation'):
+        (root / sub).mkdir(parents=True)
+    label = np.full((32, 48), 255, np.uint8)
+    label[:16] = 0
+    label[16:, :24] = 149
+    for name in ('ADE_val_00000001', 'ADE_val_00000002'):
+        cv2.imwrite(str(root / 'images/validation' / f'{name}.jpg'),
+                    np.zeros((32, 48, 3), np.uint8))
+        cv2.imwrite(str(root / 'annotations_detectron2/validation' / f'{name}.png'), label)
+    # (rass_mask2former_released_real_lq.py only changes the data_root of the ADE20K-val one)
+    for config in ('rass_mask2former_released_real_lq.py', 'rass_real_lq_test.py'):
+        cfg = Config.fromfile(osp.join(repo_root, 'configs/rass', config))
+        assert 'Degrade' not in [t['type'] for t in cfg.test_dataloader.dataset.pipeline]
+        dataset = DATASETS.build(dict(cfg.test_dataloader.dataset, data_root=str(root)))
+        assert len(dataset) == 2
+        gt = dataset[0]['data_samples'].gt_sem_seg.data
+        assert set(gt.unique().tolist()) == {0, 149, 255}  # Detectron2 labels kept as they are
