@@ -54,19 +54,19 @@ class RASSBackbone(BaseModule):
     (:mod:`mmseg_rass.models.prompts`): prompts known in advance are encoded once by the frozen
     text encoder (kept as buffers, or looked up per image for ``tags``), and the text encoder is
     dropped unless a ``gt`` prompt needs it. One UNet pass at ``timestep`` on a sample of the VAE
-    posterior (as the RASS code does) gives the features: VAE down-block outputs ``vae_feature_indices`` and UNet up-block outputs
-    ``unet_feature_indices``; each is projected (:class:`BottleneckProjection`, GroupNorm) to
-    ``out_channels`` and the projections are summed per stride. For SD2.1-base the strides are
-    VAE[1] s4, VAE[3] s8, UNet up[0] s32 (1280 ch), up[1] s16 (1280), up[2] s8 (640), up[3] s8
-    (320), so the outputs are 4 maps at strides 4, 8, 16, 32 (computed from the modules, not
-    assumed).
+    posterior (as the RASS code does) gives the features: VAE down-block outputs
+    ``vae_feature_indices`` and UNet up-block outputs ``unet_feature_indices``; each is
+    projected (:class:`BottleneckProjection`, GroupNorm) to ``out_channels`` and the projections
+    are summed per stride. For SD2.1-base the strides are VAE[1] s4, VAE[3] s8, UNet up[0] s32
+    (1280 ch), up[1] s16 (1280), up[2] s8 (640), up[3] s8 (320), so the outputs are 4 maps at
+    strides 4, 8, 16, 32 (computed from the modules, not assumed).
 
     Trainable: the segmentation LoRA, the UNet's ``conv_in`` (its LoRA and its base weights, as in
-    the RASS code) and the projections. The
-    VAE and the rest of the UNet are frozen and kept in eval mode. ``state_dict()`` holds only
-    the trainable part (plus a ``base_model`` note in the metadata); loading such a checkpoint
-    into a model built from the same config restores the full model, because the frozen weights
-    come from ``pretrained_model_path`` (or from the configs with ``init_seed``).
+    the RASS code) and the projections. The VAE and the rest of the UNet are frozen and kept in
+    eval mode. ``state_dict()`` holds only the trainable part (plus a ``base_model`` note in the
+    metadata); loading such a checkpoint into a model built from the same config restores the
+    full model, because the frozen weights come from ``pretrained_model_path`` (or from the
+    configs with ``init_seed``).
 
     Inputs are RGB images in [-1, 1] (data preprocessor ``mean=[127.5] * 3, std=[127.5] * 3,
     bgr_to_rgb=True``); any size works (padded to a multiple of 64 inside, features cropped back).
