@@ -81,8 +81,9 @@ def convert_osediff_lora(ckpt, source='checkpoint', lora_alpha=REFERENCE_LORA_AL
                   config_entries=sorted(k for k in ckpt if not k.startswith('state_dict')))
     if has_vae:
         vae_modules = sorted(set(ckpt['vae_lora_encoder_modules']))  # OSEDiff lists repeats
-        vae = KeyMapper(rules=[(r'(.+)\.lora_(A|B)\.default_encoder\.weight', r'\1.lora_\2.weight')],
-                        drops=[], source=f'{source} state_dict_vae')
+        vae = KeyMapper(
+            rules=[(r'(.+)\.lora_(A|B)\.default_encoder\.weight', r'\1.lora_\2.weight')],
+            drops=[], source=f'{source} state_dict_vae')
         vae_state, _ = vae(ckpt['state_dict_vae'])
         check_keys({f'{m}.lora_{ab}.weight' for m in vae_modules for ab in 'AB'}, vae_state,
                    'its own VAE module list', source)
