@@ -16,6 +16,7 @@ setup(
         'torchvision',
         'mmengine==0.10.7',
         'mmsegmentation==1.2.2',
+        'mmdet==3.3.0',  # Mask2Former head (configs/rass/rass_mask2former_*); works with mmcv-lite
         'setuptools<82',
         'diffusers>=0.30',
         'transformers>=4.40',

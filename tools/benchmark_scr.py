@@ -2,13 +2,14 @@
 
     python tools/benchmark_scr.py params                       # any machine: meta device
     python tools/benchmark_scr.py step [--batch 4] [--size 512] [--steps 10] [--no-scl]
-                                                               # CUDA: bf16 training step
+                                       [--no-lpips] [--vsd]    # CUDA: bf16 training step
 
 ``params`` builds the SD2.1-base UNet / VAE / text encoder (architecture only, ``meta`` device,
-no weights) with the SCR LoRA and counts trainable vs total parameters. ``step`` builds the same
-architecture with random weights on the GPU and times full training steps (bf16 autocast,
-AdamW on LoRA + conv_in, pixel MSE + L_SCL) with and without UNet gradient checkpointing,
-reporting the mean step time and peak allocated memory. Results go to stdout as a table.
+no weights) with the SCR adapters and counts trainable vs total parameters. ``step`` builds the
+same architecture with random weights on the GPU and times full training steps (bf16 autocast,
+AdamW on the adapters + conv_in, MSE + 2·LPIPS(VGG16, random weights: timing only) + L_SCL,
+optionally VSD) with and without UNet gradient checkpointing, reporting the mean step time and
+peak allocated memory. Results go to stdout as a table.
 """
 import argparse
 import os.path as osp
@@ -22,14 +23,25 @@ import torch  # noqa: E402
 import mmseg_rass  # noqa: E402,F401
 
 
-def build_sd21_restorer(device, gradient_checkpointing=False, scl=True):
+def build_sd21_restorer(device, gradient_checkpointing=False, scl=True, lpips_path=None,
+                        vsd=False):
     """SCRRestorer with the SD2.1-base architecture (random init) on ``device``."""
     from mmseg.registry import MODELS
     with torch.device(device):
         return MODELS.build(
             dict(type='SCRRestorer', arch='sd21', class_names='CityscapesDataset',
                  scl_loss=dict(type='SCLLoss') if scl else None,
+                 lpips_weight=2.0 if lpips_path else 0, lpips_path=lpips_path,
+                 vsd=dict() if vsd else None,
                  gradient_checkpointing=gradient_checkpointing))
+
+
+def random_vgg16_file(folder):
+    """torchvision's VGG16 layout with random weights (LPIPS cost without the real weights)."""
+    import torchvision
+    path = osp.join(folder, 'vgg16_random.pth')
+    torch.save(torchvision.models.vgg16().state_dict(), path)
+    return path
 
 
 def count_params(_args):
@@ -40,15 +52,16 @@ def count_params(_args):
         total = sum(p.numel() for p in part.parameters())
         trainable = sum(p.numel() for p in part.parameters() if p.requires_grad)
         rows.append((name, trainable, total))
-    lora = sum(p.numel() for n, p in model.named_parameters() if 'lora_' in n)
+    lora = sum(p.numel() for n, p in model.unet.named_parameters() if 'lora_' in n)
+    vae_lora = sum(p.numel() for n, p in model.vae.named_parameters() if 'lora_' in n)
     conv_in = sum(p.numel() for n, p in model.named_parameters()
                   if p.requires_grad and 'lora_' not in n)
-    rows.append(('total', lora + conv_in, sum(r[2] for r in rows)))
+    rows.append(('total', lora + vae_lora + conv_in, sum(r[2] for r in rows)))
     print('| part | trainable | total |\n|---|---:|---:|')
     for name, trainable, total in rows:
         print(f'| {name} | {trainable / 1e6:.3f}M | {total / 1e6:.1f}M |')
-    print(f'\nLoRA {lora / 1e6:.3f}M + conv_in {conv_in / 1e6:.4f}M; '
-          f'trainable share {100 * (lora + conv_in) / rows[-1][2]:.2f}%')
+    print(f'\nUNet LoRA {lora / 1e6:.3f}M + VAE-encoder LoRA {vae_lora / 1e6:.3f}M + conv_in '
+          f'{conv_in / 1e6:.4f}M; trainable share {100 * rows[-1][1] / rows[-1][2]:.2f}%')
 
 
 def _batch(batch, size):
@@ -75,13 +88,18 @@ def time_steps(args):
     if not torch.cuda.is_available():
         raise SystemExit('benchmark_scr.py step needs a CUDA GPU (none found); '
                          '`params` runs anywhere')
+    import tempfile
     print(f'GPU: {torch.cuda.get_device_name()} | batch {args.batch} | {args.size}² | bf16 '
-          f'autocast | L_SCL {"off" if args.no_scl else "on"}')
+          f'autocast | L_SCL {"off" if args.no_scl else "on"} | LPIPS '
+          f'{"off" if args.no_lpips else "on"} | VSD {"on" if args.vsd else "off"}')
+    folder = tempfile.mkdtemp(prefix='benchmark_scr_')
+    lpips_path = None if args.no_lpips else random_vgg16_file(folder)
     print('| gradient checkpointing | step time (s) | peak memory (GiB) |\n|---|---:|---:|')
     for checkpointing in (False, True):
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-        model = build_sd21_restorer('cuda', checkpointing, scl=not args.no_scl)
+        model = build_sd21_restorer('cuda', checkpointing, scl=not args.no_scl,
+                                    lpips_path=lpips_path, vsd=args.vsd)
         model.train()
         optim = AmpOptimWrapper(
             optimizer=torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
@@ -114,6 +132,8 @@ def main(argv=None):
     step.add_argument('--steps', type=int, default=10)
     step.add_argument('--warmup', type=int, default=3)
     step.add_argument('--no-scl', action='store_true', help='without L_SCL (fused attention)')
+    step.add_argument('--no-lpips', action='store_true', help='without the LPIPS loss')
+    step.add_argument('--vsd', action='store_true', help='with OSEDiff\'s VSD loss')
     args = parser.parse_args(argv)
     {'params': count_params, 'step': time_steps}[args.command](args)
 

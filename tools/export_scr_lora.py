@@ -2,10 +2,11 @@
 
     python tools/export_scr_lora.py work_dirs/scr/iter_20000.pth scr_lora.safetensors [--config CFG]
 
-The file holds the UNet's peft LoRA state dict, the trained ``conv_in`` and the exact
-``LoraConfig`` (format ``mmseg_rass.scr_lora.v1``, see ``mmseg_rass/lora.py`` and
-``docs/scr.md``); ``RASSBackbone(scr_lora=...)`` and ``SCRRestorer(scr_lora=...)`` read it.
-The restorer is rebuilt from the config saved in the checkpoint (or ``--config``), so its
+The file holds the UNet's peft LoRA state dict, the trained ``conv_in``, the VAE-encoder LoRA
+(when trained) and the exact ``LoraConfig``s (format ``mmseg_rass.scr_lora.v1``, see
+``mmseg_rass/lora.py`` and ``docs/scr.md``); ``RASSBackbone(scr_lora=...)`` and
+``SCRRestorer(scr_lora=...)`` read it. The restorer is rebuilt from the config saved in the
+checkpoint (or ``--config``), without the LPIPS loss (no LPIPS weights needed), so its
 ``pretrained_model_path`` must exist on this machine.
 """
 import argparse
@@ -15,7 +16,6 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_rass  # noqa: E402  (applies compat, registers SCRRestorer)
-from mmseg_rass.lora import save_scr_lora  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -43,9 +43,10 @@ def export(checkpoint, out, config=None):
     if cfg.model.get('type') != 'SCRRestorer':
         raise ValueError(f'{checkpoint}: the model is {cfg.model.get("type")!r}, not an '
                          'SCRRestorer; only SCR checkpoints hold an SCR LoRA')
-    model = MODELS.build(cfg.model)
+    # Only the adapters are exported: no LPIPS weights needed (LPIPS holds no trained tensor).
+    model = MODELS.build(dict(cfg.model, lpips_weight=0))
     load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    save_scr_lora(out, model.unet, model.lora_config)
+    model.save_lora(out)
     return model
 
 

@@ -42,7 +42,7 @@ elif "$PY" -m pip show -q mmcv >/dev/null 2>&1; then
 else
   pip_install "setuptools<82" "mmengine==0.10.7" "mmcv-lite==2.1.0"
 fi
-pip_install "mmsegmentation==1.2.2" "ftfy" "regex" pytest
+pip_install "mmsegmentation==1.2.2" "mmdet==3.3.0" "ftfy" "regex" pytest  # mmdet: Mask2Former head
 pip_install --no-build-isolation -e "$ROOT"
 echo "$want" > "$STAMP"
 echo "[setup] done in $(( $(date +%s) - start )) s"

@@ -10,7 +10,8 @@ custom_imports = dict(imports=['mmseg_rass'], allow_failed_imports=False)
 crop_size = (512, 512)
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(class_names=None),  # 150 class prompts are possible but slower: see docs/rass.md
+    # the authors' per-image RAM/DAPE tags: prompt=dict(type='tags', cache=...), see docs/rass.md
+    backbone=dict(prompt='empty'),
     decode_head=dict(num_classes=150),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))
 train_dataloader = dict(batch_size=2)  # x 8 GPUs = 16, the paper's batch

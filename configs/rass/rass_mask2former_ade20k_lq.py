@@ -1,7 +1,10 @@
-# RASS with the paper's head: SD2.1-base backbone (SCR LoRA merged) + Mask2Former on ADE20K-LQ,
-# 512x512 crops, 8 GPUs x 2 images, 160k iterations (mmseg's Mask2Former recipe, backbone lr x0.1).
-# NEEDS mmdet (>=3.0, <3.4) and mmcv with compiled ops (MSDeformAttn); without mmdet, loading this
-# config stops with an ImportError saying so. Otherwise use rass_ade20k_lq.py (UPerHead).
+# RASS as published: SD2.1-base backbone (SCR LoRA merged, segmentation LoRA) + Mask2Former on
+# ADE20K-LQ, 512x512 crops, 8 GPUs x 2 images, 160k iterations, the authors' solver (AdamW 1e-4,
+# wd 0.05, backbone incl. projections lr x0.1, full-model grad-norm clip 0.01, poly 0.9, no
+# warm-up). Needs mmdet (installed by tools/setup_env.sh); on CUDA also mmcv's compiled
+# MultiScaleDeformableAttention (MMCV_FULL=1 bash tools/setup_env.sh) — on CPU mmcv's PyTorch
+# implementation runs. The authors' released checkpoint converts to this config:
+#   python tools/convert_rass_checkpoint.py rass.pth checkpoints/rass_m2f_ade20k.pth
 _base_ = ['mmseg::mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py']
 custom_imports = dict(
     imports=['mmseg_rass.models.backbones.rass_mmdet_check', 'mmseg_rass', 'mmdet.models'],
@@ -14,21 +17,31 @@ model = dict(
         type='RASSBackbone',
         pretrained_model_path='checkpoints/stable-diffusion-2-1-base',
         scr_lora='checkpoints/scr_lora.safetensors',
+        # The authors condition each image on RAM tags (of the HQ image in training, DAPE/RAM
+        # of the LQ image at test): prompt=dict(type='tags', cache='data/ade20k_tags.json')
+        # with a cache from tools/make_prompt_tags.py. Default here: the empty prompt.
+        prompt='empty',
         out_channels=512,
         dtype='bfloat16'),
     decode_head=dict(in_channels=[512, 512, 512, 512]))
+# mmseg's Mask2Former solver is the authors' (Detectron2 config + train_net.py): the 'backbone'
+# key (x0.1) covers the projections too; norms and query/level embeddings get no weight decay.
 optim_wrapper = dict(constructor='RASSOptimWrapperConstructor')
+custom_hooks = [dict(type='RASSPromptHook')]  # per-image prompts (tags, gt) need it
 
-# ADE20K-LQ pipelines (as configs/_base_/datasets/ade20k_lq.py).
+# The authors degrade the augmented crop on the GPU (after resize, crop, flip and colour
+# jitter); the same order here. Validation: ADE20K-val degraded deterministically (file-name
+# seed); their released degraded val set: rass_mask2former_released_ade20k_val.py.
 degradation = dict(type='Degrade', preset='rass_x1')
 train_pipeline = [
     dict(type='LoadImage'),
-    dict(**degradation),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomChoiceResize', scales=[int(512 * x * 0.1) for x in range(5, 21)],
+         resize_type='ResizeShortestEdge', max_size=2048),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),  # authors: no class cap
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),
+    dict(**degradation),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [

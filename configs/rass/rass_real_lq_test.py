@@ -1,14 +1,23 @@
-# Evaluate a RASS model trained on ADE20K-LQ (rass_ade20k_lq.py) on RealLQ: real low-quality
-# photos with ADE20K labels, no synthetic degradation.
+# Evaluate a RASS + UPerHead model trained on ADE20K-LQ (rass_ade20k_lq.py) on RealLQ in the
+# authors' release layout (Detectron2 ADE20K layout, labels 0..149 + 255, see
+# rass_mask2former_released_real_lq.py for the Mask2Former model):
+#   data/RealLQ/ADEChallengeData2016/images/validation/*.jpg
+#   data/RealLQ/ADEChallengeData2016/annotations_detectron2/validation/*.png
 #   python tools/test.py configs/rass/rass_real_lq_test.py work_dirs/rass_ade20k_lq/iter_160000.pth
-_base_ = [
-    './_base_/rass_upernet.py',
-    '../_base_/datasets/real_lq.py',
-    'mmseg::_base_/default_runtime.py',
+_base_ = ['./rass_ade20k_lq.py']
+test_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(type='PackSegInputs'),
 ]
-custom_imports = dict(imports=['mmseg_rass'], allow_failed_imports=False)
-crop_size = (512, 512)
-model = dict(
-    data_preprocessor=dict(size=crop_size),
-    decode_head=dict(num_classes=150),
-    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))
+val_dataloader = dict(
+    dataset=dict(
+        type='RealLQDataset',
+        data_root='data/RealLQ/ADEChallengeData2016',
+        img_suffix='.jpg',
+        reduce_zero_label=False,
+        data_prefix=dict(img_path='images/validation',
+                         seg_map_path='annotations_detectron2/validation'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader

@@ -17,6 +17,7 @@ model = dict(
         type='RASSBackbone',
         arch='tiny',  # random weights, rebuilt identically from init_seed (not checkpointed)
         init_seed=0,
+        prompt='class_names',
         class_names='CityscapesDataset',
         out_channels=64,
         dtype='float32'),

@@ -1,24 +1,32 @@
-# SCR on Cityscapes-LQ: one-step SD2.1-base restorer, UNet LoRA (rank 4) + conv_in, pixel MSE
-# (+ LPIPS when `lpips_path` is set) + L_SCL, trained on HQ/LQ pairs degraded on the fly (rass_x1).
+# SCR on Cityscapes-LQ: one-step SD2.1-base restorer (OSEDiff recipe: t=999, UNet LoRA rank 4
+# alpha 8 + conv_in + VAE-encoder LoRA, MSE + 2·LPIPS) + L_SCL, trained on HQ/LQ pairs degraded
+# on the fly (rass_x1). Training prompts name the GT classes (L_SCL needs them); validation
+# prompts name all 19 classes (no labels used).
 #   python tools/train.py configs/scr/scr_sd21_cityscapes_lq.py
 #   python tools/export_scr_lora.py work_dirs/scr_sd21_cityscapes_lq/iter_20000.pth scr_lora.safetensors
 # Needs a local SD2.1-base folder in diffusers layout (huggingface-cli download
-# stabilityai/stable-diffusion-2-1-base --local-dir checkpoints/stable-diffusion-2-1-base).
+# stabilityai/stable-diffusion-2-1-base --local-dir checkpoints/stable-diffusion-2-1-base) and
+# torchvision's VGG16 weights for LPIPS (checkpoints/vgg16-397923af.pth, see docs/scr.md).
 _base_ = ['mmseg::_base_/datasets/cityscapes.py', 'mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmseg_rass'], allow_failed_imports=False)
 crop_size = (512, 512)
-max_iters = 20000  # [choice] OSEDiff-scale run; the RASS paper does not give SCR's schedule
+max_iters = 20000  # [choice] the RASS paper does not give SCR's schedule
 
 model = dict(
     type='SCRRestorer',
     pretrained_model_path='checkpoints/stable-diffusion-2-1-base',
-    timestep=1,  # RASS's copy of OSEDiff (OSEDiff itself: 999)
+    timestep=999,  # OSEDiff
     lora_rank=4,
+    vae_lora_rank=4,
     class_names='CityscapesDataset',
+    prompt='gt',
+    test_prompt='class_names',
     pixel_loss='mse',
     pixel_weight=1.0,
-    lpips_path=None,  # a torch file with lpips.LPIPS(net='vgg').state_dict() enables LPIPS x2
     lpips_weight=2.0,
+    lpips_path='checkpoints/vgg16-397923af.pth',
+    # OSEDiff's third term, opt-in: vsd=dict() (weight 1, CFG 7.5, see docs/scr.md)
+    vsd=None,
     scl_loss=dict(type='SCLLoss', token_weight=0.5, pixel_weight=0.025, mask_stride=8),
     attn_strides=(1, 2, 4, 8),  # 64², 32², 16², 8² maps at 512²
     gradient_checkpointing=True,
@@ -49,10 +57,12 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='RestorationMetric', _delete_=True)
 test_evaluator = val_evaluator
 
+# OSEDiff's optimiser: AdamW lr 5e-5, wd 1e-2, eps 1e-8, grad-norm clip 1.0, constant lr
+# (its "constant" scheduler ignores the warm-up argument); AMP (bf16 here, fp16 there).
 optim_wrapper = dict(
     type='AmpOptimWrapper', dtype='bfloat16',
-    optimizer=dict(type='AdamW', lr=5e-5, weight_decay=1e-2), clip_grad=dict(max_norm=1.0))
-param_scheduler = [dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=500)]
+    optimizer=dict(type='AdamW', lr=5e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2),
+    clip_grad=dict(max_norm=1.0))
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=2000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

@@ -8,10 +8,11 @@ crop_size = (128, 256)
 model = dict(
     type='SCRRestorer',
     arch='tiny',
-    timestep=1,
     lora_rank=4,
     pixel_loss='mse',
     pixel_weight=1.0,
+    # No VGG weights for a CPU demo: LPIPS off, a departure from OSEDiff's MSE + 2·LPIPS.
+    lpips_weight=0,
     scl_loss=dict(type='SCLLoss', token_weight=0.5, pixel_weight=0.025, mask_stride=8),
     attn_strides=(1, 2, 4, 8),
     data_preprocessor=dict(type='SCRDataPreprocessor', size_divisor=8))

@@ -51,7 +51,8 @@ class RestorationMetric(BaseMetric):
     Args:
         crop_border (int): Pixels cut from each border before measuring. Default 0.
         test_y_channel (bool): Measure on the luma channel (SR convention) instead of RGB.
-        lpips_path (str, optional): Full ``lpips.LPIPS`` state dict; adds ``LPIPS`` if given.
+        lpips_path (str, optional): torchvision's backbone checkpoint (``vgg16-397923af.pth``)
+            or a full ``lpips.LPIPS`` state dict (see ``docs/scr.md``); adds ``LPIPS`` if given.
         lpips_net (str): ``'vgg'`` or ``'alex'``. Default ``'vgg'``.
         collect_device, prefix: As ``BaseMetric``.
     """

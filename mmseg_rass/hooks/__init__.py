@@ -1,4 +1,5 @@
+from .rass_prompt_hook import RASSPromptHook
 from .sam_distill_hook import SAMDistillHook
 from .scr_dataset_meta_hook import SCRDatasetMetaHook
 
-__all__ = ['SAMDistillHook', 'SCRDatasetMetaHook']
+__all__ = ['RASSPromptHook', 'SAMDistillHook', 'SCRDatasetMetaHook']

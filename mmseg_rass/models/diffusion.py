@@ -253,3 +253,33 @@ def build_scheduler(pretrained_model_path=None):
                              beta_schedule='scaled_linear', prediction_type='epsilon',
                              clip_sample=False, steps_offset=1)
     return DDPMScheduler.from_pretrained(_subfolder(pretrained_model_path, 'scheduler'))
+
+
+def posterior_latent(moments, sample, generator=None):
+    """Latent from the VAE encoder's moments (B, 2C, h, w) (after ``quant_conv``).
+
+    The posterior mean, or — as diffusers' ``DiagonalGaussianDistribution.sample`` does — a
+    sample ``mean + exp(logvar / 2)·ε`` with log-variance clamped to [-30, 20].
+
+    Args:
+        moments (Tensor): (B, 2C, h, w) mean and log-variance.
+        sample (bool): Sample instead of taking the mean.
+        generator (torch.Generator, optional): Source of ε (e.g. fixed for evaluation).
+
+    Returns:
+        Tensor: (B, C, h, w), not yet multiplied by the VAE scaling factor.
+    """
+    mean, logvar = moments.chunk(2, dim=1)
+    if not sample:
+        return mean
+    from diffusers.utils.torch_utils import randn_tensor
+    noise = randn_tensor(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + (0.5 * logvar.clamp(-30.0, 20.0)).exp() * noise
+
+
+def evaluation_generator(device, seed=0):
+    """A generator with a fixed seed, so that posterior sampling at evaluation is repeatable."""
+    import torch
+    if torch.device(device).type == 'meta':
+        return None
+    return torch.Generator(device=device).manual_seed(seed)

@@ -1,5 +1,7 @@
 # RASS model: Stable Diffusion 2.1-base backbone (SCR LoRA merged, segmentation LoRA) + UPerHead,
-# with the paper's optimisation (AdamW lr 1e-4, wd 0.05, backbone lr x0.1, poly, AMP).
+# with the authors' solver (Detectron2 config of Ka1Guan/RASS): AdamW lr 1e-4, wd 0.05 (none on
+# norms), backbone lr x0.1 including the projections, full-model grad-norm clip 0.01, poly 0.9
+# without warm-up, AMP (bf16 here, fp16 there).
 # The backbone takes RGB in [-1, 1]: mean = std = 127.5.
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
@@ -20,7 +22,9 @@ model = dict(
         # SCR LoRA exported by configs/scr/ (tools/export_scr_lora.py); None = plain SD.
         scr_lora='checkpoints/scr_lora.safetensors',
         lora_rank=4,
-        class_names=None,  # empty prompt; or a dataset type / list of names
+        # The authors condition each image on RAM/DAPE tags: prompt=dict(type='tags', cache=...)
+        # (tools/make_prompt_tags.py); or 'class_names' with class_names=<dataset type>.
+        prompt='empty',
         timestep=1,
         out_channels=512,
         gradient_checkpointing=False,
@@ -39,21 +43,18 @@ model = dict(
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
 
-# Backbone lr x0.1 for the LoRA and conv_in; its projections are new layers and keep lr x1.
+# The authors multiply the lr of every module under "backbone" by 0.1 (LoRA, conv_in and the
+# projections) and clip the gradient norm of the whole model at 0.01.
 optim_wrapper = dict(
     type='AmpOptimWrapper',
     constructor='RASSOptimWrapperConstructor',  # no warnings for the frozen weights
     dtype='bfloat16',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(custom_keys={
-        'backbone': dict(lr_mult=0.1),
-        'backbone.projections': dict(lr_mult=1.0),
-    }),
-    clip_grad=None)
+    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05),
+    paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}, norm_decay_mult=0.0),
+    clip_grad=dict(max_norm=0.01, norm_type=2))
 max_iters = 160000
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=1500),
-    dict(type='PolyLR', eta_min=0.0, power=0.9, begin=1500, end=max_iters, by_epoch=False),
+    dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters, by_epoch=False),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=16000)
 val_cfg = dict(type='ValLoop')
@@ -66,3 +67,4 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=16000, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
+custom_hooks = [dict(type='RASSPromptHook')]  # per-image prompts (tags, gt) need it

@@ -8,10 +8,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from mmseg.registry import DATASETS, MODELS
+from mmengine.logging import print_log
+from mmseg.registry import MODELS
 
-from ...lora import UNET_LORA_TARGETS, make_lora_config, merge_scr_lora
-from ..diffusion import build_text_encoder, build_unet, build_vae, resolve_arch
+from ...lora import REFERENCE_LORA_ALPHA, UNET_LORA_TARGETS, make_lora_config, merge_scr_lora
+from ..diffusion import (build_text_encoder, build_unet, build_vae, evaluation_generator,
+                         posterior_latent, resolve_arch)
+from ..prompts import PromptConditioner, build_prompt_source, resolve_class_names
 from ..trainable_state import save_trainable_only
 from .rass_projection import BottleneckProjection
 
@@ -46,21 +49,24 @@ class RASSBackbone(BaseModule):
     """Stable Diffusion features for segmentation (RASS), with the SCR LoRA merged.
 
     Builds the SD VAE encoder and UNet, merges an optional SCR LoRA file into the UNet
-    (peft ``merge_and_unload``), then adds a new segmentation LoRA. The text conditioning (class
-    prompts, or the empty prompt) is encoded once by the frozen text encoder, kept as a buffer,
-    and the text encoder is dropped. One UNet pass at ``timestep`` on the VAE latent gives the
-    features: VAE down-block outputs ``vae_feature_indices`` and UNet up-block outputs
-    ``unet_feature_indices``; each is projected (:class:`BottleneckProjection`, GroupNorm) to
-    ``out_channels`` and the projections are summed per stride. For SD2.1-base the strides are
-    VAE[1] s4, VAE[3] s8, UNet up[0] s32 (1280 ch), up[1] s16 (1280), up[2] s8 (640), up[3] s8
-    (320), so the outputs are 4 maps at strides 4, 8, 16, 32 (computed from the modules, not
-    assumed).
+    (peft ``merge_and_unload``), then adds a new segmentation LoRA (rank 4, alpha 8, the RASS
+    code's targets including ``conv_in``). The text conditioning comes from a prompt source
+    (:mod:`mmseg_rass.models.prompts`): prompts known in advance are encoded once by the frozen
+    text encoder (kept as buffers, or looked up per image for ``tags``), and the text encoder is
+    dropped unless a ``gt`` prompt needs it. One UNet pass at ``timestep`` on a sample of the VAE
+    posterior (as the RASS code does) gives the features: VAE down-block outputs
+    ``vae_feature_indices`` and UNet up-block outputs ``unet_feature_indices``; each is
+    projected (:class:`BottleneckProjection`, GroupNorm) to ``out_channels`` and the projections
+    are summed per stride. For SD2.1-base the strides are VAE[1] s4, VAE[3] s8, UNet up[0] s32
+    (1280 ch), up[1] s16 (1280), up[2] s8 (640), up[3] s8 (320), so the outputs are 4 maps at
+    strides 4, 8, 16, 32 (computed from the modules, not assumed).
 
-    Trainable: the segmentation LoRA, the UNet's ``conv_in`` (fully) and the projections. The
-    VAE and the rest of the UNet are frozen and kept in eval mode. ``state_dict()`` holds only
-    the trainable part (plus a ``base_model`` note in the metadata); loading such a checkpoint
-    into a model built from the same config restores the full model, because the frozen weights
-    come from ``pretrained_model_path`` (or from the configs with ``init_seed``).
+    Trainable: the segmentation LoRA, the UNet's ``conv_in`` (its LoRA and its base weights, as in
+    the RASS code) and the projections. The VAE and the rest of the UNet are frozen and kept in
+    eval mode. ``state_dict()`` holds only the trainable part (plus a ``base_model`` note in the
+    metadata); loading such a checkpoint into a model built from the same config restores the
+    full model, because the frozen weights come from ``pretrained_model_path`` (or from the
+    configs with ``init_seed``).
 
     Inputs are RGB images in [-1, 1] (data preprocessor ``mean=[127.5] * 3, std=[127.5] * 3,
     bgr_to_rgb=True``); any size works (padded to a multiple of 64 inside, features cropped back).
@@ -78,15 +84,24 @@ class RASSBackbone(BaseModule):
         scr_lora (str, optional): SCR LoRA safetensors file (``mmseg_rass.lora``) merged into
             the UNet before the segmentation LoRA is added.
         lora_rank (int): Rank of the segmentation LoRA. Default 4.
+        lora_alpha (float): Its alpha (scale alpha / rank). Default 8 (peft's default, which
+            the RASS code uses: scale 2).
         lora_targets (list[str], optional): UNet modules the segmentation LoRA targets; default
-            ``UNET_LORA_TARGETS`` without ``conv_in`` (trained fully instead).
+            ``UNET_LORA_TARGETS`` (the RASS code's list, ``conv_in`` included).
         lora_init (str | bool): peft ``init_lora_weights``. Default ``'gaussian'``.
-        class_names (str | Sequence[str], optional): Class names for the text conditioning, or
-            the name of a registered dataset whose ``METAINFO['classes']`` to use; None uses the
-            empty prompt (context (1, 77, D)); names give one pooled prompt embedding per class
-            (context (1, N, D)).
-        prompt_template (str): Prompt for each class name.
-        timestep (int): UNet timestep of the single pass. Default 1.
+        class_names (str | Sequence[str], optional): Dataset class names for the
+            ``class_names`` / ``gt`` prompts, or a registered dataset type whose
+            ``METAINFO['classes']`` to use.
+        prompt (str | dict): Prompt source in training (``'empty'``, ``'class_names'``,
+            ``'gt'``, ``dict(type='tags', cache=...)``, see :mod:`mmseg_rass.models.prompts`).
+            Default ``'empty'``. Per-image sources (``gt``, ``tags``) need
+            ``custom_hooks=[dict(type='RASSPromptHook')]`` (or :meth:`set_batch_prompts`).
+        test_prompt (str | dict, optional): Prompt source at validation/test; None: ``prompt``
+            (a ``gt`` prompt at test is an oracle and is logged as such).
+        prompt_cache_dir (str, optional): Folder for precomputed prompt embeddings (tags).
+        timestep (int): UNet timestep of the single pass. Default 1 (the RASS code).
+        sample_posterior (bool): Sample the VAE posterior (the RASS code) instead of taking its
+            mean; at evaluation the noise is seeded with ``init_seed``. Default True.
         out_channels (int): Channels of every output map. Default 512.
         proj_mid_channels (int, optional): Bottleneck width of the projections
             (``out_channels // 4`` if None).
@@ -104,11 +119,15 @@ class RASSBackbone(BaseModule):
                  init_seed=0,
                  scr_lora=None,
                  lora_rank=4,
+                 lora_alpha=REFERENCE_LORA_ALPHA,
                  lora_targets=None,
                  lora_init='gaussian',
                  class_names=None,
-                 prompt_template='a photo of a {}',
+                 prompt='empty',
+                 test_prompt=None,
+                 prompt_cache_dir=None,
                  timestep=1,
+                 sample_posterior=True,
                  out_channels=512,
                  proj_mid_channels=None,
                  vae_feature_indices=(1, 3),
@@ -130,6 +149,8 @@ class RASSBackbone(BaseModule):
                                arch=arch_name if arch else None,
                                init_seed=init_seed if arch else None)
         self.timestep = timestep
+        self.sample_posterior = sample_posterior
+        self.init_seed = init_seed
         self.compute_dtype = _DTYPES[dtype]
 
         with torch.random.fork_rng(devices=[]):
@@ -138,16 +159,13 @@ class RASSBackbone(BaseModule):
             vae = build_vae(pretrained_model_path, arch.get('vae'))
             text_encoder, tokenizer = build_text_encoder(pretrained_model_path,
                                                          arch.get('text_encoder'))
-            self.register_buffer(
-                'text_embeds',
-                self._encode_text(text_encoder, tokenizer, class_names, prompt_template),
-                persistent=False)
-            del text_encoder, tokenizer
+            self._build_prompts(text_encoder.requires_grad_(False), tokenizer, class_names,
+                                prompt, test_prompt, prompt_cache_dir)
             if scr_lora is not None:
                 unet = merge_scr_lora(unet, scr_lora)
             unet.requires_grad_(False)
-            targets = lora_targets or [t for t in UNET_LORA_TARGETS if t != 'conv_in']
-            unet.add_adapter(make_lora_config(lora_rank, targets, lora_init), adapter_name='seg')
+            unet.add_adapter(make_lora_config(lora_rank, lora_targets or UNET_LORA_TARGETS,
+                                              lora_init, lora_alpha), adapter_name='seg')
 
         self.vae_encoder = vae.encoder
         self.vae_quant_conv = vae.quant_conv
@@ -185,30 +203,85 @@ class RASSBackbone(BaseModule):
             BottleneckProjection(c, out_channels, proj_mid_channels) for c in feat_channels)
         save_trainable_only(self, self.base_model)
 
-    @staticmethod
-    @torch.no_grad()
-    def _encode_text(text_encoder, tokenizer, class_names, prompt_template):
-        """Context (1, L, D): empty-prompt hidden states, or one pooled embedding per class."""
-        if isinstance(class_names, str):
-            dataset_cls = DATASETS.get(class_names)
-            if dataset_cls is None:
-                raise KeyError(f'RASSBackbone: class_names={class_names!r} is neither a list of '
-                               'names nor a registered dataset type')
-            class_names = dataset_cls.METAINFO['classes']
-        prompts = [''] if class_names is None else [prompt_template.format(c) for c in class_names]
-        device = next(text_encoder.parameters()).device
-        ids = tokenizer(prompts, padding='max_length', max_length=tokenizer.model_max_length,
-                        truncation=True, return_tensors='pt').input_ids.to(device)
-        out = text_encoder(input_ids=ids)
-        if class_names is None:
-            return out.last_hidden_state.float()
-        return out.pooler_output[None].float()
+    def _build_prompts(self, text_encoder, tokenizer, class_names, prompt, test_prompt,
+                       cache_dir):
+        """Prompt sources, their precomputed contexts (buffers) and, if needed, the encoder."""
+        sources = dict(train=build_prompt_source(prompt, 'RASSBackbone'))
+        sources['test'] = (sources['train'] if test_prompt is None else
+                           build_prompt_source(test_prompt, 'RASSBackbone'))
+        if class_names is not None:
+            if not any(s.needs_class_names for s in sources.values()):
+                raise ValueError('RASSBackbone: class_names are used by the \'class_names\' '
+                                 'and \'gt\' prompts only, but the prompts are '
+                                 f'{sources["train"].kind!r} / {sources["test"].kind!r}: set '
+                                 "prompt='class_names' (or dict(type='class_names', pooled=True)"
+                                 ' for one pooled embedding per class) or drop class_names')
+            class_names = resolve_class_names(class_names, 'RASSBackbone')
+        self.prompts = PromptConditioner(text_encoder, tokenizer, sources, class_names,
+                                         cache_dir, owner='RASSBackbone')
+        self.prompts.prepare()
+        for use, name in (('train', 'text_embeds'), ('test', 'test_text_embeds')):
+            static = None if sources[use].per_image else self.prompts.static_context(use)
+            self.register_buffer(name, static, persistent=False)
+        if self.prompts.needs_encoder:
+            self.text_encoder = text_encoder
+        else:
+            self.prompts.text_encoder = None
+        self._batch_context = None
+        self._oracle_logged = False
+
+    def set_batch_prompts(self, data_samples):
+        """Encode the per-image prompts of the next batch (``gt`` / ``tags`` sources).
+
+        Called by ``RASSPromptHook`` before every forward of the segmentor.
+
+        Args:
+            data_samples (list[SegDataSample] | None): The batch's samples (``img_path``
+                metainfo for ``tags``, ``gt_sem_seg`` for ``gt``).
+        """
+        use = 'train' if self.training else 'test'
+        source = self.prompts.sources[use]
+        if not source.per_image:
+            return
+        if data_samples is None:
+            raise ValueError(f'RASSBackbone: the {use} prompt {source.kind!r} is per image but '
+                             'the batch has no data_samples')
+        if source.oracle and not self.training and not self._oracle_logged:
+            print_log(f'RASSBackbone: the test prompt is {source.describe()!r}, made from the GT '
+                      'labels: these segmentation results are ORACLE numbers',
+                      logger='current', level=30)
+            self._oracle_logged = True
+        device = self.projections[0].shortcut.conv.weight.device
+        self._batch_context, _ = self.prompts(use, data_samples, device)
+
+    def clear_batch_prompts(self):
+        """Forget the per-image prompts of the last batch."""
+        self._batch_context = None
+
+    def _context(self, batch_size):
+        """Text context (B, L, D) of the current mode's prompt source."""
+        use = 'train' if self.training else 'test'
+        static = self.text_embeds if use == 'train' else self.test_text_embeds
+        if static is not None:
+            return static.expand(batch_size, -1, -1)
+        context = self._batch_context
+        if context is None or context.shape[0] != batch_size:
+            kind = self.prompts.sources[use].kind
+            raise RuntimeError(
+                f'RASSBackbone: the {use} prompt {kind!r} is per image, but no prompts were set '
+                f'for this batch of {batch_size}: add custom_hooks=[dict(type=\'RASSPromptHook\')] '
+                'to the config (or call backbone.set_batch_prompts(data_samples) before the '
+                'forward)')
+        return context
 
     def train(self, mode=True):
-        """Set train mode; the frozen VAE encoder and UNet stay in eval mode."""
+        """Set train mode; the frozen VAE encoder, UNet (and text encoder) stay in eval mode."""
         super().train(mode)
         self.vae_encoder.eval()
         self.unet.eval()
+        if hasattr(self, 'text_encoder'):
+            self.text_encoder.eval()
+        self._oracle_logged = False
         return self
 
     def forward(self, x):
@@ -239,8 +312,10 @@ class RASSBackbone(BaseModule):
             finally:
                 for handle in handles:
                     handle.remove()
-            latent = moments.chunk(2, dim=1)[0].float() * self.latent_scale
-            context = self.text_embeds.expand(b, -1, -1)
+            generator = None if self.training else evaluation_generator(x.device, self.init_seed)
+            latent = posterior_latent(moments.float(), self.sample_posterior,
+                                      generator) * self.latent_scale
+            context = self._context(b)
             unet_out, handles = _capture_outputs(self.unet.up_blocks, self.unet_feature_indices)
             try:
                 timestep = torch.tensor(self.timestep, device=x.device)

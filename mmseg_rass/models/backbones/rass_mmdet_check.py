@@ -5,10 +5,10 @@ fails on an unrelated keyword argument; importing this module instead stops at c
 """
 import importlib.util
 
-MMDET_HINT = ('this config uses mmseg\'s Mask2FormerHead, which needs mmdet (>=3.0, <3.4) and '
-              'mmcv with compiled ops (MultiScaleDeformableAttention): `pip install '
-              '"mmdet>=3.0,<3.4"` and `MMCV_FULL=1 bash tools/setup_env.sh`; without them use '
-              'configs/rass/rass_ade20k_lq.py (UPerHead)')
+MMDET_HINT = ('this config uses mmseg\'s Mask2FormerHead, which needs mmdet (>=3.0, <3.4): '
+              'tools/setup_env.sh installs mmdet==3.3.0 (or `pip install mmdet==3.3.0`). On '
+              'CUDA it also needs mmcv with compiled ops (MultiScaleDeformableAttention): '
+              '`MMCV_FULL=1 bash tools/setup_env.sh`; on the CPU mmcv\'s PyTorch version runs')
 
 if importlib.util.find_spec('mmdet') is None:
     raise ImportError(f'mmdet is not installed: {MMDET_HINT}')

@@ -23,7 +23,8 @@ class RestoreThenSegment(BaseModel):
     Args:
         restorer (dict): Restorer config, e.g. ``dict(type='SCRRestorer',
             pretrained_model_path=..., scr_lora='scr_lora.safetensors')``. ``test_prompt``
-            defaults to ``''`` (the empty prompt) so that no GT classes reach the restorer.
+            defaults to ``'empty'`` so that no GT classes reach the restorer, ``lpips_weight``
+            to 0 (no training here).
         segmentor (dict): Any mmseg segmentor config (with its ``data_preprocessor``).
         segmentor_checkpoint (str, optional): Segmentor weights loaded at build time.
         data_preprocessor (dict, optional): Turns the LQ batch into RGB in [-1, 1], padded to a
@@ -46,7 +47,8 @@ class RestoreThenSegment(BaseModel):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         restorer = dict(restorer)
-        restorer.setdefault('test_prompt', '')
+        restorer.setdefault('test_prompt', 'empty')
+        restorer.setdefault('lpips_weight', 0)  # evaluation only: no training losses
         self.restorer = MODELS.build(restorer).requires_grad_(False)
         self.segmentor = MODELS.build(segmentor)
         if segmentor_checkpoint is not None:

@@ -56,8 +56,9 @@ def test_scr_train_resume_test_export(demo_data_root, tool_runner, repo_root, tm
     out = tmp_path / 'scr_lora.safetensors'
     export = runpy.run_path(osp.join(repo_root, 'tools', 'export_scr_lora.py'))['main']
     export([str(work / 'iter_2.pth'), str(out)])
-    config, lora_state, conv_in = load_scr_lora(out)
-    assert config.r == 4 and lora_state and osp.getsize(out) > 0
-    torch.testing.assert_close(conv_in['weight'],
+    scr = load_scr_lora(out)
+    assert scr.lora_config.r == 4 and scr.lora_state and osp.getsize(out) > 0
+    assert scr.vae_lora_config is not None and scr.vae_lora_state  # OSEDiff's VAE-encoder LoRA
+    torch.testing.assert_close(scr.conv_in_state['weight'],
                                torch.load(work / 'iter_2.pth', map_location='cpu', weights_only=False)
                                ['state_dict']['unet.conv_in.base_layer.weight'])

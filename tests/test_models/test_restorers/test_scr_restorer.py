@@ -1,4 +1,7 @@
-"""SCRRestorer: attention capture, L_SCL, prompts, trainable set, checkpoints, LoRA round trip."""
+"""SCRRestorer: attention capture, L_SCL, prompts, trainable set, checkpoints, LoRA round trip,
+reference defaults, LPIPS, posterior sampling, VSD."""
+import os.path as osp
+
 import pytest
 import torch
 from mmengine.structures import PixelData
@@ -8,7 +11,7 @@ from mmseg.structures import SegDataSample
 from mmseg_rass import lora
 from mmseg_rass.models import diffusion
 from mmseg_rass.models.losses import SCLLoss
-from mmseg_rass.models.restorers.scr_prompt import build_class_prompt
+from mmseg_rass.models.prompts import build_class_prompt
 from mmseg_rass.models.trainable_state import trainable_names
 
 CLASSES = ['road', 'traffic light', 'car']
@@ -16,7 +19,7 @@ CLASSES = ['road', 'traffic light', 'car']
 
 def _build(**kwargs):
     """A tiny restorer; its random weights come from ``init_seed=0``, not the global RNG."""
-    cfg = dict(type='SCRRestorer', arch='tiny', class_names=CLASSES)
+    cfg = dict(type='SCRRestorer', arch='tiny', class_names=CLASSES, lpips_weight=0)
     cfg.update(kwargs)
     return MODELS.build(cfg)
 
@@ -61,7 +64,11 @@ def test_trainable_set_and_structure(restorer):
     names = trainable_names(restorer)
     assert names and all('lora_' in n or n.startswith('unet.conv_in.base_layer') for n in names)
     assert 'unet.conv_in.base_layer.weight' in names
-    assert not any(p.requires_grad for p in restorer.vae.parameters())
+    # OSEDiff's VAE-encoder LoRA (encoder convs, attention projections, quant_conv) trains too
+    vae_trainable = {n for n, p in restorer.vae.named_parameters() if p.requires_grad}
+    assert vae_trainable and all('.lora_' in n for n in vae_trainable)
+    assert any(n.startswith('quant_conv.lora_A') for n in vae_trainable)
+    assert not any(n.startswith(('decoder.', 'post_quant_conv.')) for n in vae_trainable)
     assert not any(p.requires_grad for p in restorer.text_encoder.parameters())
     assert restorer.lora_config.r == 4 and restorer.lora_config.init_lora_weights == 'gaussian'
 
@@ -155,7 +162,7 @@ def test_checkpoint_holds_only_trainable_and_reloads(restorer, tmp_path):
 
 def test_export_import_round_trip_is_exact(restorer, tmp_path):
     path = tmp_path / 'scr_lora.safetensors'
-    lora.save_scr_lora(path, restorer.unet, restorer.lora_config)
+    restorer.save_lora(path)
     reloaded = _build(scr_lora=str(path)).eval()
     data = restorer.data_preprocessor(_batch(n=1))
     with torch.no_grad():
@@ -181,11 +188,13 @@ def test_predict_outputs_and_errors(restorer):
     out = outputs[0]
     assert out.pred_img.shape == out.lq_img.shape == out.gt_hq_img.shape == (36, 60)
     assert out.pred_img.data.dtype == torch.uint8 and out.gt_sem_seg.shape == (36, 60)
-    assert out.attn_classes == [0, 1] and out.attn_maps.data.shape == (2, 5, 8)
+    # test prompt 'class_names': every dataset class is named, whatever the GT holds
+    assert out.attn_classes == [0, 1, 2] and out.attn_maps.data.shape == (3, 5, 8)
     with pytest.raises(ValueError, match='pretrained_model_path'):
         MODELS.build(dict(type='SCRRestorer'))
     with pytest.raises(FileNotFoundError, match='unet'):
-        MODELS.build(dict(type='SCRRestorer', pretrained_model_path='/nonexistent/sd21'))
+        MODELS.build(dict(type='SCRRestorer', pretrained_model_path='/nonexistent/sd21',
+                          lpips_weight=0))
 
 
 def test_class_names_from_dataset_type_and_configs(restorer, repo_root):
@@ -202,3 +211,92 @@ def test_class_names_from_dataset_type_and_configs(restorer, repo_root):
         cfg = Config.fromfile(f'{repo_root}/configs/scr/{name}')
         assert cfg.model.type == 'SCRRestorer' and cfg.test_evaluator.type == 'RestorationMetric'
         assert [t['type'] for t in cfg.train_pipeline][-2:] == ['Degrade', 'PackRestorationInputs']
+
+
+def test_defaults_follow_osediff():
+    import inspect
+
+    from mmseg_rass.models.restorers import SCRRestorer
+    defaults = {k: v.default for k, v in inspect.signature(SCRRestorer).parameters.items()}
+    assert defaults['timestep'] == 999  # OSEDiff restores at t=999 (RASS: t=1 for features only)
+    assert (defaults['pixel_loss'], defaults['pixel_weight']) == ('mse', 1.0)
+    assert (defaults['lpips_weight'], defaults['lpips_net']) == (2.0, 'vgg')
+    assert (defaults['lora_rank'], defaults['lora_alpha'], defaults['vae_lora_rank']) == (4, 8, 4)
+    assert defaults['sample_posterior'] is True and defaults['vsd'] is None
+    assert (defaults['prompt'], defaults['test_prompt']) == ('gt', 'class_names')
+    model = _build()
+    q = 'down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k'
+    assert model.unet.get_submodule(q).scaling['default'] == 2.0
+    assert model.vae.quant_conv.scaling['default'] == 2.0
+
+
+def test_lpips_needs_weights_and_reads_torchvision_files(tmp_path):
+    import torchvision
+    with pytest.raises(ValueError, match=r'lpips_weight=2.0 asks for the LPIPS loss.*docs/scr.md'):
+        MODELS.build(dict(type='SCRRestorer', arch='tiny', class_names=CLASSES))
+    with pytest.raises(FileNotFoundError, match='alexnet-owt-7be5be79.pth'):
+        _build(lpips_weight=2.0, lpips_net='alex', lpips_path=str(tmp_path / 'missing.pth'))
+    features = torchvision.models.alexnet().features.state_dict()
+    path = tmp_path / 'alexnet-owt-7be5be79.pth'  # torchvision's layout (features.*)
+    torch.save({f'features.{k}': v for k, v in features.items()}, path)
+    model = _build(lpips_weight=2.0, lpips_net='alex', lpips_path=str(path), scl_loss=None)
+    import lpips
+    package = torch.load(osp.join(osp.dirname(lpips.__file__), 'weights/v0.1/alex.pth'),
+                         map_location='cpu', weights_only=True)
+    assert torch.equal(model.lpips.lin0.model[1].weight, package['lin0.model.1.weight'])
+    assert torch.equal(model.lpips.net.slice1[0].weight, features['0.weight'])
+    model.train()
+    losses = model.loss(**model.data_preprocessor(_batch(n=1), True))
+    assert losses['loss_lpips'] > 0 and set(losses) == {'loss_mse', 'loss_lpips'}
+    torch.save({'features.0.weight': torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match='missing tensors'):
+        _build(lpips_weight=2.0, lpips_net='alex', lpips_path=str(path))
+
+
+def test_posterior_is_sampled_and_repeatable_at_evaluation(restorer):
+    lq = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        restorer.train()
+        train = [restorer.encode_latent(lq) for _ in range(2)]
+        restorer.eval()
+        evaluation = [restorer.encode_latent(lq) for _ in range(2)]
+        restorer.sample_posterior = False
+        mean = restorer.encode_latent(lq)
+        restorer.sample_posterior = True
+    assert not torch.equal(*train) and torch.equal(*evaluation)
+    assert not torch.equal(evaluation[0], mean)
+    torch.testing.assert_close(
+        mean, restorer.vae.encode(lq).latent_dist.mean * restorer.vae.config.scaling_factor)
+
+
+def test_vsd_follows_osediff_and_reaches_only_its_parameters():
+    model = _build(vsd=dict(cfg_scale=1.0), scl_loss=None)
+    model.train()
+    data = model.data_preprocessor(_batch(n=1), True)
+    text, _ = model.encode_prompts(data['data_samples'], training=True)
+    _, latent0 = model.generate(data['inputs'], text)
+    # the frozen SD UNet is the generator's base UNet (VSD adapter off)
+    latent, t = torch.randn(1, 4, 4, 8), torch.tensor([500])
+    model.vsd_unet.disable_adapters()
+    with torch.no_grad():
+        torch.testing.assert_close(model.vsd_unet(latent, t, encoder_hidden_states=text).sample,
+                                   _base_unet()(latent, t, encoder_hidden_states=text).sample)
+    model.vsd_unet.enable_adapters()
+    # untrained VSD LoRA (B = 0) and guidance 1: both x0 estimates agree, no VSD gradient
+    torch.manual_seed(0)
+    assert model.vsd_loss(latent0, text).item() < 1e-10
+    model.vsd['cfg_scale'] = 7.5
+    torch.manual_seed(0)
+    loss = model.vsd_loss(latent0, text)
+    assert loss.item() > 0
+    loss.backward(retain_graph=True)
+    generator = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert generator and not any(n.startswith('vsd_unet.') for n in generator)
+    assert all('lora_' in n or 'conv_in' in n for n in generator)
+    model.zero_grad()
+    model.vsd_lora_loss(latent0, text).backward()
+    vsd = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert vsd and all(n.startswith('vsd_unet.') and '.lora_' in n for n in vsd)
+    assert any('conv_out.lora_' in n for n in vsd)  # OSEDiff's regulariser adapts conv_out too
+    losses = model.loss(**data)
+    assert {'loss_vsd', 'loss_vsd_lora'} <= set(losses)
