@@ -19,7 +19,8 @@ model = dict(
     decode_head=dict(in_channels=[512, 512, 512, 512]))
 optim_wrapper = dict(constructor='RASSOptimWrapperConstructor')
 
-# ADE20K-LQ pipelines (as configs/_base_/datasets/ade20k_lq.py).
+# ADE20K-LQ (as configs/_base_/datasets/ade20k_lq.py): degraded training pipeline, evaluation on
+# the deterministic LQ val split; the inherited test_pipeline stays clean (inference).
 degradation = dict(type='Degrade', preset='rass_x1')
 train_pipeline = [
     dict(type='LoadImage'),
@@ -31,13 +32,7 @@ train_pipeline = [
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadImage'),
-    dict(**degradation, deterministic=True),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+val_dataloader = dict(dataset=dict(
+    type='DegradedDataset', dataset_type='ADE20KDataset', degradation=degradation))
 test_dataloader = val_dataloader

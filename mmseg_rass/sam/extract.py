@@ -6,6 +6,7 @@ import mmcv
 from mmcv.transforms import Compose
 from mmseg.registry import DATASETS
 
+from ..datasets.degraded_dataset import degraded_pipeline, plain_dataset_cfg
 from .prior_io import prior_path, save_sam_prior, select_largest_masks, write_manifest
 
 LOADING_TYPES = ('LoadImage', 'LoadImageFromFile')
@@ -39,9 +40,14 @@ def prior_pipeline(pipeline):
 
 
 def unwrap_dataset_cfg(dataset_cfg):
-    """Follow ``RepeatDataset``-style wrappers (``dataset=...``) to the real dataset config."""
+    """Follow ``RepeatDataset``-style wrappers (``dataset=...``) to the real dataset config; a
+    ``DegradedDataset`` becomes its dataset with the ``Degrade`` step in the pipeline."""
     while 'dataset' in dataset_cfg:
         dataset_cfg = dataset_cfg['dataset']
+    plain, degradation = plain_dataset_cfg(dataset_cfg)
+    if degradation is not None:
+        dataset_cfg = dict(plain, pipeline=degraded_pipeline(plain.get('pipeline', []),
+                                                             degradation))
     if 'datasets' in dataset_cfg:
         raise ValueError('ConcatDataset splits are not supported: run the tool per dataset')
     return dataset_cfg
