@@ -27,7 +27,8 @@ def degraded_pipeline(pipeline, degradation):
         degradation (dict): the transform config, ``Degrade`` arguments (``type`` optional).
 
     Returns:
-        list[dict]: a new pipeline.
+        list[dict]: a new pipeline (the same steps when it already holds exactly this
+        deterministic degradation, as a config that overrides the pipeline may do).
     """
     step = dict(copy.deepcopy(degradation))
     step.setdefault('type', 'Degrade')
@@ -38,10 +39,14 @@ def degraded_pipeline(pipeline, degradation):
     if _type_name(step) == 'Degrade':
         step['deterministic'] = True
     names = [_type_name(s) for s in pipeline]
-    if 'Degrade' in names:
-        raise ValueError(f'DegradedDataset: the pipeline already has a Degrade step ({names}); '
-                         'the dataset would degrade twice. Keep the pipeline clean (it is the '
-                         'inference pipeline) and set the degradation on the dataset only')
+    present = [dict(s) for s in pipeline if _type_name(s) == 'Degrade']
+    if present == [step]:  # a config that put this very step in its own pipeline
+        return [copy.deepcopy(s) for s in pipeline]
+    if present:
+        raise ValueError(f'DegradedDataset: the pipeline already has Degrade step(s) {present} '
+                         f'besides the dataset\'s {step}; the images would be degraded twice. '
+                         'Keep the pipeline clean (it is the inference pipeline) and set the '
+                         'degradation on the dataset only')
     loaders = [i for i, n in enumerate(names) if n in LOADING_TRANSFORMS]
     if not loaders:
         raise ValueError(f'DegradedDataset: no {" or ".join(LOADING_TRANSFORMS)} step in the '

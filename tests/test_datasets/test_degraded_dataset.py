@@ -18,8 +18,11 @@ def test_degradation_goes_right_after_loading_and_is_deterministic():
 def test_bad_degradations_are_refused():
     with pytest.raises(ValueError, match='deterministic=False'):
         degraded_pipeline(CLEAN, dict(preset='rass_x1', deterministic=False))
-    with pytest.raises(ValueError, match='already has a Degrade step'):
+    with pytest.raises(ValueError, match='degraded twice'):
         degraded_pipeline([CLEAN[0], dict(type='Degrade')] + CLEAN[1:], dict(preset='blur'))
+    # a child config that put the same deterministic step into its own pipeline keeps it once
+    own = [CLEAN[0], dict(type='Degrade', preset='blur', deterministic=True)] + CLEAN[1:]
+    assert degraded_pipeline(own, dict(type='Degrade', preset='blur')) == own
     with pytest.raises(ValueError, match='no LoadImage or LoadImageFromFile step'):
         degraded_pipeline(CLEAN[1:], dict(preset='rass_x1'))
 
