@@ -1,10 +1,12 @@
-"""Optimizer wrapper constructor for models with frozen parts (RASS backbone, SPT on a frozen model)."""
+"""Optimizer wrapper constructor for models with frozen parts (RASS backbone, SPT)."""
 import re
 
 from mmengine.logging import print_log
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmseg.engine.optimizers import LearningRateDecayOptimizerConstructor
 from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS
+
+from .rass_backbone import RASSBackbone
 
 # paramwise_cfg keys of mmseg's (Learning)LayerDecayOptimizerConstructor.
 LAYER_DECAY_KEYS = ('decay_rate', 'layer_decay_rate', 'decay_type', 'num_layers')
@@ -108,7 +110,6 @@ class RASSOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
     def _add_layer_decay_params(self, params, model):
         backbone = getattr(model, 'backbone', None)
-        from .rass_backbone import RASSBackbone
         if not isinstance(backbone, RASSBackbone):
             LearningRateDecayOptimizerConstructor.add_params(self, params, model)
             return
@@ -125,9 +126,10 @@ class RASSOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             no_decay = param.ndim == 1 or name.endswith('.bias')
             key = ('new' if layer_id is None else layer_id, no_decay)
             if key not in groups:
-                groups[key] = dict(params=[], lr=self.base_lr * scale, lr_scale=scale,
-                                   weight_decay=0.0 if no_decay else self.base_wd,
-                                   group_name=f'layer_{key[0]}_{"no_decay" if no_decay else "decay"}')
+                groups[key] = dict(
+                    params=[], lr=self.base_lr * scale, lr_scale=scale,
+                    weight_decay=0.0 if no_decay else self.base_wd,
+                    group_name=f'layer_{key[0]}_{"no_decay" if no_decay else "decay"}')
             groups[key]['params'].append(param)
         params.extend(groups.values())
         scales = sorted({(k[0], round(g['lr_scale'], 4)) for k, g in groups.items()},
