@@ -71,7 +71,6 @@ class RASSOptimWrapperConstructor(DefaultOptimWrapperConstructor):
       the replaced backbone) is replaced by L; both are stated in one log line. Weight decay is
       0 for biases and 1-D parameters, as in mmseg. Any other backbone is handed to mmseg's
       ``LearningRateDecayOptimizerConstructor`` (which skips frozen parameters).
-
     * no ``paramwise_cfg``: one group of the trainable parameters (the default constructor
       would hand the frozen ones to the optimizer too).
 
