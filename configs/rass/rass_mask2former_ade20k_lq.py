@@ -31,7 +31,8 @@ custom_hooks = [dict(type='RASSPromptHook')]  # per-image prompts (tags, gt) nee
 
 # The authors degrade the augmented crop on the GPU (after resize, crop, flip and colour
 # jitter); the same order here. Validation: ADE20K-val degraded deterministically (file-name
-# seed); their released degraded val set: rass_mask2former_released_ade20k_val.py.
+# seed) by DegradedDataset; the inherited test_pipeline stays clean (inference on real photos).
+# Their released degraded val set: rass_mask2former_released_ade20k_val.py.
 degradation = dict(type='Degrade', preset='rass_x1')
 train_pipeline = [
     dict(type='LoadImage'),
@@ -44,13 +45,7 @@ train_pipeline = [
     dict(**degradation),
     dict(type='PackSegInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadImage'),
-    dict(**degradation, deterministic=True),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+val_dataloader = dict(dataset=dict(
+    type='DegradedDataset', dataset_type='ADE20KDataset', degradation=degradation))
 test_dataloader = val_dataloader

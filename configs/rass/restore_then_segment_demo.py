@@ -11,12 +11,9 @@ model = dict(
     restorer=dict(type='SCRRestorer', scr_lora='work_dirs/scr_tiny_demo/scr_lora.safetensors',
                   scl_loss=None, arch='tiny'),
     segmentor={{_base_.model}})
-test_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='Degrade', preset='rass_x1', deterministic=True),
-    dict(type='Resize', scale=(512, 256), keep_ratio=True),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs'),
-]
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+# Evaluation on the degraded demo val split; the inherited test_pipeline stays clean, so on a real
+# low-quality photo (MMSegInferencer, tools/infer.py) the restorer sees the photo as it is.
+val_dataloader = dict(dataset=dict(
+    type='DegradedDataset', dataset_type='DemoCityscapesDataset',
+    degradation=dict(type='Degrade', preset='rass_x1')))
 test_dataloader = val_dataloader

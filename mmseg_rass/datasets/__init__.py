@@ -1,4 +1,5 @@
+from .degraded_dataset import DegradedDataset
 from .demo_cityscapes import DemoCityscapesDataset
 from .real_lq import RealLQDataset
 
-__all__ = ['DemoCityscapesDataset', 'RealLQDataset']
+__all__ = ['DegradedDataset', 'DemoCityscapesDataset', 'RealLQDataset']

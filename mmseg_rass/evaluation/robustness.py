@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from ..datasets.degraded_dataset import plain_dataset_cfg
 from ..transforms.degradation_pipeline import FAMILIES
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -97,6 +98,8 @@ def _pipelines(dataset_cfg):
 def clean_test_pipeline(dataset_cfg):
     """Check the test pipelines and remove their own ``Degrade`` transforms, in place.
 
+    A ``DegradedDataset`` (an LQ evaluation set) is replaced by the dataset it degrades.
+
     LQ configs (e.g. ``*_lq.py``) degrade their test images with a fixed preset; the benchmark
     sets the degradation per cell instead, so the clean cell sees clean images.
 
@@ -107,6 +110,11 @@ def clean_test_pipeline(dataset_cfg):
         list[dict]: the removed ``Degrade`` configs.
     """
     removed = []
+    plain, degradation = plain_dataset_cfg(dataset_cfg)
+    if degradation is not None:  # an LQ evaluation set: benchmark its clean version
+        dataset_cfg.clear()
+        dataset_cfg.update(plain)
+        removed.append(dict(degradation))
     for pipeline in _pipelines(dataset_cfg):
         for transform in [t for t in pipeline if _transform_name(t) == 'Degrade']:
             if transform.get('keep_hq'):

@@ -8,17 +8,20 @@ LQ_CONFIGS = ['demo_cityscapes_lq', 'cityscapes_lq', 'ade20k_lq', 'real_lq']
 
 
 @pytest.mark.parametrize('name', LQ_CONFIGS)
-def test_lq_configs_place_degrade_after_loading(repo_root, name):
+def test_lq_configs_degrade_the_evaluation_set_not_the_inference_pipeline(repo_root, name):
     cfg = Config.fromfile(f'{repo_root}/configs/_base_/datasets/{name}.py')
-    val = cfg.val_dataloader.dataset.pipeline
-    assert val[0]['type'] == 'LoadImage' and cfg.test_dataloader == cfg.val_dataloader
+    assert cfg.test_dataloader == cfg.val_dataloader
+    dataset = cfg.val_dataloader.dataset
+    for pipeline in (cfg.test_pipeline, dataset.pipeline):  # inference_model, MMSegInferencer
+        names = [t['type'] for t in pipeline]
+        assert names[0] == 'LoadImageFromFile' and 'Degrade' not in names
     if name == 'real_lq':  # real LQ images: nothing synthetic
-        assert all(t['type'] != 'Degrade' for t in val)
-        assert cfg.val_dataloader.dataset.type == 'RealLQDataset'
+        assert dataset.type == 'RealLQDataset'
         return
+    assert dataset.type == 'DegradedDataset'
+    assert dataset.degradation == dict(type='Degrade', preset='rass_x1')
     train = cfg.train_dataloader.dataset.pipeline
     assert train[1] == dict(type='Degrade', preset='rass_x1')
-    assert val[1] == dict(type='Degrade', preset='rass_x1', deterministic=True)
 
 
 def test_demo_lq_dataset_is_degraded_and_val_is_reproducible(repo_root, demo_data_root):
@@ -32,6 +35,10 @@ def test_demo_lq_dataset_is_degraded_and_val_is_reproducible(repo_root, demo_dat
     a, b, clean = (i['inputs'].numpy() for i in items)
     assert a.shape == clean.shape and a.dtype == np.uint8
     assert np.array_equal(a, b) and not np.array_equal(a, clean)
+    # the same images as a Degrade(deterministic=True) step right after loading
+    step_cfg = clean_cfg.val_dataloader.dataset
+    step_cfg.pipeline.insert(1, dict(type='Degrade', preset='rass_x1', deterministic=True))
+    assert np.array_equal(a, DATASETS.build(step_cfg)[0]['inputs'].numpy())
     train_cfg = cfg.train_dataloader.dataset
     train_cfg.data_root = str(demo_data_root)
     out = DATASETS.build(train_cfg)[0]
@@ -44,7 +51,7 @@ def test_demo_lq_trains_with_the_baseline_model(repo_root, demo_data_root, tool_
     lq = Config.fromfile(f'{repo_root}/configs/_base_/datasets/demo_cityscapes_lq.py')
     for split in ('train', 'val', 'test'):
         loader = cfg[f'{split}_dataloader']
-        loader.dataset.pipeline = lq[f'{split}_dataloader'].dataset.pipeline
+        loader.dataset = lq[f'{split}_dataloader'].dataset
         loader.dataset.data_root = str(demo_data_root)
         loader.num_workers, loader.persistent_workers = 0, False
     cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = 2

@@ -14,13 +14,10 @@ train_pipeline = [
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadImage'),
-    dict(**degradation, deterministic=True),
-    dict(type='Resize', scale=(2048, 1024), keep_ratio=True),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs'),
-]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+# Validation/test on the LQ version of the val split (DegradedDataset inserts the same Degrade,
+# seeded from each file name, right after loading); mmseg's test_pipeline (inherited) stays clean:
+# it is the inference pipeline for real low-quality photos.
+val_dataloader = dict(dataset=dict(
+    type='DegradedDataset', dataset_type='CityscapesDataset', degradation=degradation))
 test_dataloader = val_dataloader

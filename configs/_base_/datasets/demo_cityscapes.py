@@ -11,8 +11,10 @@ train_pipeline = [
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs'),
 ]
+# The inference pipeline too (MMSegInferencer, inference_model, tools/infer.py): never a
+# synthetic degradation here, and mmcv's LoadImageFromFile, which MMSegInferencer looks for.
 test_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(512, 256), keep_ratio=True),
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),

@@ -1,5 +1,7 @@
-# The demo dataset degraded on the fly: Degrade(rass_x1) random in training, seeded from the file
-# name (identical on every run and machine) in validation and test.
+# The demo dataset degraded on the fly: Degrade(rass_x1) random in training; validation and test
+# on the LQ version of the val split (DegradedDataset: the same Degrade, seeded from each file
+# name, right after loading: identical on every run and machine). test_pipeline (inherited) stays
+# clean: it is the inference pipeline for real low-quality photos.
 _base_ = ['./demo_cityscapes.py']
 degradation = dict(type='Degrade', preset='rass_x1')
 train_pipeline = [
@@ -12,13 +14,7 @@ train_pipeline = [
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadImage'),
-    dict(**degradation, deterministic=True),
-    dict(type='Resize', scale=(512, 256), keep_ratio=True),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs'),
-]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+val_dataloader = dict(dataset=dict(
+    type='DegradedDataset', dataset_type='DemoCityscapesDataset', degradation=degradation))
 test_dataloader = val_dataloader

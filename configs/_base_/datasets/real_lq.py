@@ -6,7 +6,7 @@ custom_imports = dict(imports=['mmseg_rass'], allow_failed_imports=False)
 dataset_type = 'RealLQDataset'
 data_root = 'data/real_lq'
 test_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs'),

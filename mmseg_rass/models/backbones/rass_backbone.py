@@ -1,14 +1,15 @@
 """RASS backbone: a Stable Diffusion VAE encoder + UNet (SCR LoRA merged) as an mmseg backbone."""
 import contextlib
 import json
+import logging
 import math
 import os.path as osp
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.model import BaseModule
 from mmengine.logging import print_log
+from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
 from ...lora import REFERENCE_LORA_ALPHA, UNET_LORA_TARGETS, make_lora_config, merge_scr_lora
@@ -59,7 +60,10 @@ class RASSBackbone(BaseModule):
     projected (:class:`BottleneckProjection`, GroupNorm) to ``out_channels`` and the projections
     are summed per stride. For SD2.1-base the strides are VAE[1] s4, VAE[3] s8, UNet up[0] s32
     (1280 ch), up[1] s16 (1280), up[2] s8 (640), up[3] s8 (320), so the outputs are 4 maps at
-    strides 4, 8, 16, 32 (computed from the modules, not assumed).
+    strides 4, 8, 16, 32 (computed from the modules, not assumed). ``out_strides`` chooses which map each output index
+    carries, so a head that reads one level (``in_index``) gets the stride it was designed for
+    (e.g. ``(4, 8, 8, 8)``, the strides of a dilated ResNet-d8, for PSPNet/DeepLabV3(+)/OCRNet
+    heads).
 
     Trainable: the segmentation LoRA, the UNet's ``conv_in`` (its LoRA and its base weights, as in
     the RASS code) and the projections. The VAE and the rest of the UNet are frozen and kept in
@@ -110,7 +114,16 @@ class RASSBackbone(BaseModule):
         gradient_checkpointing (bool): Recompute UNet activations in backward.
         dtype (str): ``'float32'`` or ``'bfloat16'``: storage of the frozen weights and compute
             type of the VAE/UNet pass (autocast); LoRA, ``conv_in``, projections stay float32.
-        init_cfg (dict, optional): mmengine init config.
+        out_strides (Sequence[int], optional): Stride of the map returned at each output index;
+            strides may repeat (the same map is returned at each of those indices). None returns
+            every available stride once, ascending (4, 8, 16, 32). Features of strides not
+            listed get no projection.
+        pretrained (str, optional): mmseg's backbone-weights convention (set by a segmentor's
+            ``pretrained=``); it names weights of the backbone this one replaces, so it is
+            ignored with one warning. The SD weights come from ``pretrained_model_path``.
+        init_cfg (dict, optional): mmengine init config; ignored with one warning (mmengine
+            initialisers would overwrite the frozen SD weights). Trained RASS weights load with
+            ``load_from`` / ``--resume``.
     """
 
     def __init__(self,
@@ -134,8 +147,16 @@ class RASSBackbone(BaseModule):
                  unet_feature_indices=(0, 1, 2, 3),
                  gradient_checkpointing=False,
                  dtype='float32',
+                 out_strides=None,
+                 pretrained=None,
                  init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(init_cfg=None)
+        for key, value in (('pretrained', pretrained), ('init_cfg', init_cfg)):
+            if value is not None:
+                print_log(f'RASSBackbone: ignoring {key}={value!r} (meant for the backbone it '
+                          'replaces); the Stable Diffusion weights come from '
+                          'pretrained_model_path or arch, trained RASS weights from load_from '
+                          'or --resume', logger='current', level=logging.WARNING)
         arch_name = arch if isinstance(arch, str) else json.dumps(arch, sort_keys=True)
         arch = resolve_arch('RASSBackbone', pretrained_model_path, arch)
         if dtype not in _DTYPES:
@@ -189,14 +210,23 @@ class RASSBackbone(BaseModule):
         latent_stride = vae_strides[-1]
         bottom = latent_stride * _stride_of_blocks(self.unet.down_blocks, 'downsamplers')[-1]
         up_factors = _stride_of_blocks(up_blocks, 'upsamplers')
-        self.vae_feature_indices = tuple(vae_feature_indices)
-        self.unet_feature_indices = tuple(unet_feature_indices)
+        vae_strides = {i: vae_strides[i] for i in vae_feature_indices}
+        unet_strides = {i: bottom // up_factors[i] for i in unet_feature_indices}
+        available = tuple(sorted(set(vae_strides.values()) | set(unet_strides.values())))
+        self.out_strides = available if out_strides is None else tuple(out_strides)
+        unknown = [s for s in self.out_strides if s not in available]
+        if unknown or not self.out_strides:
+            raise ValueError(f'RASSBackbone: out_strides={out_strides!r} must list strides of '
+                             f'the features, which are {list(available)}')
+        self.vae_feature_indices = tuple(i for i, s in vae_strides.items()
+                                         if s in self.out_strides)
+        self.unet_feature_indices = tuple(i for i, s in unet_strides.items()
+                                          if s in self.out_strides)
         feat_strides = [vae_strides[i] for i in self.vae_feature_indices] + [
-            bottom // up_factors[i] for i in self.unet_feature_indices]
+            unet_strides[i] for i in self.unet_feature_indices]
         feat_channels = [_block_out_channels(vae_blocks[i]) for i in self.vae_feature_indices] + [
             _block_out_channels(up_blocks[i]) for i in self.unet_feature_indices]
         self.size_divisor = bottom
-        self.out_strides = tuple(sorted(set(feat_strides)))
         self.feature_strides = tuple(feat_strides)
         self.out_channels = out_channels
         self.projections = nn.ModuleList(
@@ -291,7 +321,7 @@ class RASSBackbone(BaseModule):
             x (Tensor): Images (B, 3, H, W), RGB in [-1, 1].
 
         Returns:
-            tuple[Tensor]: One map per stride in ``out_strides`` (4, 8, 16, 32 for SD),
+            tuple[Tensor]: One map per entry s of ``out_strides`` (4, 8, 16, 32 by default),
             (B, out_channels, ceil(H / s), ceil(W / s)), float32.
         """
         b, _, h, w = x.shape
