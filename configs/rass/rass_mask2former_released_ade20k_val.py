@@ -12,13 +12,14 @@
 _base_ = ['./rass_mask2former_ade20k_lq.py']
 released_root = 'data/rass_ade20k_lq_val/ADEChallengeData2016'
 released_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=False),
     dict(type='PackSegInputs'),
 ]
 val_dataloader = dict(
     dataset=dict(
+        _delete_=True,  # not the base's DegradedDataset: these images are degraded already
         type='RealLQDataset',
         data_root=released_root,
         img_suffix='.jpg',

@@ -6,13 +6,14 @@
 #   python tools/test.py configs/rass/rass_real_lq_test.py work_dirs/rass_ade20k_lq/iter_160000.pth
 _base_ = ['./rass_ade20k_lq.py']
 test_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=False),
     dict(type='PackSegInputs'),
 ]
 val_dataloader = dict(
     dataset=dict(
+        _delete_=True,  # not the base's DegradedDataset: these images are degraded already
         type='RealLQDataset',
         data_root='data/RealLQ/ADEChallengeData2016',
         img_suffix='.jpg',

@@ -36,6 +36,20 @@ def _content_cfg(cfg):
     return cfg
 
 
+def _takes_class_names(model_cfg):
+    """Whether the model type's constructor takes ``class_names`` (its prompts need them)."""
+    import inspect
+    from mmseg.registry import MODELS
+    return 'class_names' in inspect.signature(MODELS.get(model_cfg['type'])).parameters
+
+
+def _dataset_type(dataset_cfg):
+    """The registered dataset type of a (wrapped) dataset config, for its class names."""
+    while 'dataset' in dataset_cfg:
+        dataset_cfg = dataset_cfg['dataset']
+    return dataset_cfg.get('dataset_type', dataset_cfg['type'])
+
+
 class RestorerPriorSource:
     """Restore each (LQ) image with a trained restorer; SAM then runs on the restored image.
 
@@ -78,9 +92,15 @@ class RestorerPriorSource:
         from mmengine.config import Config
         if not osp.isfile(config):
             raise FileNotFoundError(f'restorer config {config} not found')
-        model = Config.fromfile(config).model
-        model = model.get('restorer', model)
-        return cls(model.to_dict() if hasattr(model, 'to_dict') else model, checkpoint, device)
+        cfg = Config.fromfile(config)
+        if 'restorer' in cfg.model:  # as RestoreThenSegment builds it (its prompt defaults)
+            from ..models.segmentors.restore_then_segment import restorer_defaults
+            model = restorer_defaults(cfg.model.restorer.to_dict())
+        else:  # a restorer trained on its own: its dataset's class names, as SCRDatasetMetaHook
+            model = cfg.model.to_dict()
+            if model.get('class_names') is None and _takes_class_names(model):
+                model['class_names'] = _dataset_type(cfg.train_dataloader.dataset)
+        return cls(model, checkpoint, device)
 
     @torch.no_grad()
     def __call__(self, bgr):

@@ -157,11 +157,7 @@ NOT_SEGMENTORS = ('configs/scr/',)  # SCR restorers: image in, image out
 NEED_PRIORS = ('configs/spt/spt_',)  # SPT: SAM masks of each image at inference
 # Configs whose own test pipeline still degrades / uses LoadImage (owned by issue 13's work):
 # strict xfail, so the test says when they are fixed.
-PENDING = ('configs/spd/spd_segformer-b0_cityscapes-lq.py',)
-SHIPPED = [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason='pipeline of issue 13'))
-           if c in PENDING else c
-           for c in _shipped_configs(osp.dirname(osp.dirname(osp.dirname(
-               osp.abspath(__file__)))))]
+SHIPPED = _shipped_configs(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 @pytest.mark.parametrize('config', SHIPPED)

@@ -27,5 +27,9 @@ def with_sam_priors(pipeline):
 
 
 train_pipeline = with_sam_priors(_base_.train_pipeline)
-sam_test_pipeline = with_sam_priors(_base_.test_pipeline)
+# The evaluation pipeline with priors: the clean test pipeline with the evaluation set's
+# deterministic Degrade after loading (what DegradedDataset inserts; it keeps this very step).
+sam_test_pipeline = with_sam_priors(
+    _base_.test_pipeline[:1] + [dict(_base_.degradation, deterministic=True)]
+    + _base_.test_pipeline[1:])
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -24,7 +24,11 @@ def with_sam_priors(pipeline):
 
 
 train_pipeline = with_sam_priors(_base_.train_pipeline)
-sam_test_pipeline = with_sam_priors(_base_.test_pipeline)
+# The evaluation pipeline with priors: the clean test pipeline with the evaluation set's
+# deterministic Degrade after loading (what DegradedDataset inserts; it keeps this very step).
+sam_test_pipeline = with_sam_priors(
+    _base_.test_pipeline[:1] + [dict(_base_.degradation, deterministic=True)]
+    + _base_.test_pipeline[1:])
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
                         dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(num_workers=0, persistent_workers=False)

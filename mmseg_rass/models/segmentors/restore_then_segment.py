@@ -7,6 +7,14 @@ from mmseg.registry import MODELS
 _OWN_PREFIXES = ('restorer.', 'segmentor.', 'data_preprocessor.')
 
 
+def restorer_defaults(restorer):
+    """The restorer config as R2S builds it: no GT classes in its prompt, no training losses."""
+    restorer = dict(restorer)
+    restorer.setdefault('test_prompt', 'empty')
+    restorer.setdefault('lpips_weight', 0)  # evaluation only: no training losses
+    return restorer
+
+
 @MODELS.register_module()
 class RestoreThenSegment(BaseModel):
     """The paper's R2S baseline: restore the LQ image with SCR, then segment the restored image.
@@ -46,10 +54,7 @@ class RestoreThenSegment(BaseModel):
         if isinstance(data_preprocessor, dict):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        restorer = dict(restorer)
-        restorer.setdefault('test_prompt', 'empty')
-        restorer.setdefault('lpips_weight', 0)  # evaluation only: no training losses
-        self.restorer = MODELS.build(restorer).requires_grad_(False)
+        self.restorer = MODELS.build(restorer_defaults(restorer)).requires_grad_(False)
         self.segmentor = MODELS.build(segmentor)
         if segmentor_checkpoint is not None:
             load_checkpoint(self.segmentor, segmentor_checkpoint, map_location='cpu')
