@@ -9,11 +9,15 @@ prevents.
    extension, and mmseg 1.2.2 imports ``mmcv.ops.point_sample`` (pure PyTorch) unguarded, so
    ``import mmseg.models`` fails. The stand-in module lets ``mmcv.ops`` import; calling any
    compiled op raises :class:`MissingCompiledOpError` naming the op and how to get it.
-2. Checkpoint loading on torch >= 2.6. ``torch.load`` defaults to ``weights_only=True`` there,
-   and mmengine 0.10.7 saves checkpoints holding message hubs, numpy scalars and configs, so
-   ``--resume``, ``load_from`` and ``tools/test.py`` fail on the user's own checkpoints. Local
-   files are loaded with ``weights_only=False`` (they are the user's own files; remote ones
-   keep torch's default).
+2. Safe checkpoint loading. A checkpoint is a pickle: loading it fully can run any code in it.
+   mmengine 0.10.7 calls ``torch.load`` without ``weights_only``, and its checkpoints hold a
+   message hub (``HistoryBuffer``), numpy arrays and scalars, which ``weights_only=True`` (torch
+   >= 2.6's default) refuses, so ``--resume``, ``load_from`` and ``tools/test.py`` fail on the
+   user's own checkpoints. Those types are registered as safe globals
+   (:func:`checkpoint_safe_globals`), and every mmengine checkpoint loader (local files, http,
+   open-mmlab, s3, ...) loads with ``weights_only=True``. A file that needs more fails with
+   :class:`UntrustedCheckpointError` naming it and the opt-in: ``--trust-checkpoint`` on the
+   tools, or ``MMSEG_RASS_TRUST_CHECKPOINTS=1``, which loads with ``weights_only=False``.
 3. ``pkg_resources``. mmengine resolves ``mmseg::`` base configs through ``pkg_resources``,
    which setuptools >= 82 no longer ships. When it is missing, a minimal stand-in backed by
    :mod:`importlib.metadata` provides the three names mmengine uses. With setuptools 81 the real
@@ -33,7 +37,10 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.metadata
+import os
 import os.path as osp
+import pickle
+import re
 import sys
 import types
 import warnings
@@ -90,19 +97,138 @@ def has_compiled_ops():
     return not getattr(sys.modules['mmcv._ext'], 'is_mmseg_rass_stand_in', False)
 
 
+def _patched(function):
+    """Mark ``function`` as a compat replacement (so patching twice is a no-op)."""
+    function.is_mmseg_rass_patch = True
+    return function
+
+
+TRUST_CHECKPOINTS_ENV = 'MMSEG_RASS_TRUST_CHECKPOINTS'
+TRUST_CHECKPOINT_FLAG = '--trust-checkpoint'
+
+
+class UntrustedCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds Python objects that safe (``weights_only=True``) loading refuses."""
+
+
+def trust_checkpoints():
+    """Whether the user opted in to full unpickling (``MMSEG_RASS_TRUST_CHECKPOINTS=1``)."""
+    return os.environ.get(TRUST_CHECKPOINTS_ENV, '').strip().lower() in ('1', 'true', 'yes')
+
+
+def _history_buffer_getattr(obj, name):
+    """``getattr`` as mmengine checkpoints use it: a public method of ``HistoryBuffer`` only.
+
+    A message hub's ``HistoryBuffer`` pickles its statistics methods (``min``, ``max``, ...) as
+    ``getattr(HistoryBuffer, 'min')``; any other use of ``getattr`` is refused.
+    """
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and not name.startswith('_') and callable(getattr(obj, name, None)):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
+
+
+def checkpoint_safe_globals():
+    """What mmengine/mmseg checkpoints hold besides tensors, for ``weights_only=True`` loading.
+
+    mmengine's message hub (``HistoryBuffer`` with numpy arrays, its statistics methods through
+    :func:`_history_buffer_getattr`), numpy scalars, arrays and dtypes of numbers and strings
+    (under numpy 1.x and 2.x module names). No object arrays, no callables that run code.
+
+    Returns:
+        list: Items for ``torch.serialization.add_safe_globals``.
+    """
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    items = [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr'), np.ndarray, np.dtype]
+    for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+        items += [(multiarray._reconstruct, f'{module}._reconstruct'),
+                  (multiarray.scalar, f'{module}.scalar')]
+    kinds = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
+             np.uint64, np.float16, np.float32, np.float64, np.complex64, np.complex128,
+             np.str_, np.bytes_]
+    items += [type(np.dtype(kind)) for kind in kinds]
+    return items
+
+
+def _refused(filename, error):
+    """The error for a checkpoint that ``weights_only=True`` refuses: the file and the opt-in."""
+    message = str(error)
+    found = re.search(r'GLOBAL (\S+) was not an allowed global', message)
+    found = found or re.search(r'unsupported GLOBAL (\S+)', message)
+    what = (f'it refers to `{found.group(1)}`' if found else
+            message.split('WeightsUnpickler error:')[-1].strip().splitlines()[0])
+    return UntrustedCheckpointError(
+        f'checkpoint {filename} holds Python objects that safe loading (torch.load with '
+        f'weights_only=True) refuses: {what}. Loading it fully can run any code it contains. '
+        f'Only if you trust the file (you made it, or it comes from a source you trust), '
+        f'pass {TRUST_CHECKPOINT_FLAG} to tools/train.py, tools/test.py or '
+        f'tools/export_scr_lora.py, or set {TRUST_CHECKPOINTS_ENV}=1.')
+
+
 def load_local_checkpoint(filename, map_location=None):
-    """mmengine's loader for local files, with ``weights_only=False`` for torch >= 2.6."""
+    """mmengine's loader for local files: ``weights_only=True`` unless the user trusts them.
+
+    Args:
+        filename (str): Path of the checkpoint.
+        map_location: As in :func:`torch.load`.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        UntrustedCheckpointError: The file needs full unpickling and the user did not opt in.
+    """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} not found: pass the path of a .pth file '
                                 'written by tools/train.py (or a model-zoo checkpoint)')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    trusted = trust_checkpoints()
+    try:
+        return torch.load(filename, map_location=map_location, weights_only=not trusted)
+    except pickle.UnpicklingError as e:
+        if trusted:
+            raise
+        raise _refused(filename, e) from None
+
+
+def _safe_remote_loader(loader):
+    """Wrap one of mmengine's remote loaders (http, open-mmlab, s3, ...) like the local one.
+
+    They call ``torch.load`` without ``weights_only``; torch's own switches make that call
+    ``weights_only=True`` (or ``False`` when the user trusts checkpoints) during the load.
+    """
+
+    @_patched
+    @functools.wraps(loader)
+    def load(filename, *args, **kwargs):
+        trusted = trust_checkpoints()
+        switch = 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD' if trusted else 'TORCH_FORCE_WEIGHTS_ONLY_LOAD'
+        saved = {k: os.environ.pop(k, None) for k in ('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD',
+                                                      'TORCH_FORCE_WEIGHTS_ONLY_LOAD')}
+        os.environ[switch] = '1'
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings('ignore', message='Environment variable TORCH_FORCE_NO')
+                return loader(filename, *args, **kwargs)
+        except pickle.UnpicklingError as e:
+            if trusted:
+                raise
+            raise _refused(filename, e) from None
+        finally:
+            os.environ.pop(switch)
+            os.environ.update({k: v for k, v in saved.items() if v is not None})
+
+    return load
 
 
 def _patch_checkpoint_loading():
     from mmengine.runner.checkpoint import CheckpointLoader
+    torch.serialization.add_safe_globals(checkpoint_safe_globals())
     if CheckpointLoader._schemes.get('') is not load_local_checkpoint:
         CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
+    for prefix, loader in list(CheckpointLoader._schemes.items()):
+        if prefix and not getattr(loader, 'is_mmseg_rass_patch', False):
+            CheckpointLoader._schemes[prefix] = _safe_remote_loader(loader)
 
 
 class _MetadataDistribution:
@@ -164,12 +290,6 @@ def _cpu_only():
     """Whether mmengine would run on the CPU (no CUDA, NPU, MLU, MUSA or MPS device)."""
     from mmengine.device import get_device
     return get_device() == 'cpu'
-
-
-def _patched(function):
-    """Mark ``function`` as a compat replacement (so patching twice is a no-op)."""
-    function.is_mmseg_rass_patch = True
-    return function
 
 
 def _patch_dist_init():

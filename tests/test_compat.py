@@ -62,17 +62,28 @@ def test_mmcv_ext_stand_in_lets_mmseg_import_and_names_missing_ops():
     assert 'MMCV_FULL=1' in patched.stdout
 
 
-def test_local_checkpoints_with_python_objects_load(tmp_path):
-    # mmengine checkpoints hold numpy scalars and message-hub objects, which torch >= 2.6
-    # refuses with its default weights_only=True.
+def test_mmengine_checkpoints_load_with_weights_only(tmp_path):
+    # mmengine checkpoints hold numpy scalars and arrays and message-hub objects, which
+    # torch >= 2.6 refuses with its default weights_only=True unless registered as safe.
+    from mmengine.logging import MessageHub
+    hub = MessageHub('compat_test')
+    hub.update_scalar('train/loss', 1.5)
     path = tmp_path / 'ckpt.pth'
-    torch.save({'state_dict': {'w': torch.ones(2)}, 'meta': {'best': np.float64(0.5)}}, path)
-    with pytest.raises(pickle.UnpicklingError):
-        torch.load(path)
+    torch.save({'state_dict': {'w': torch.ones(2)}, 'meta': {'best': np.float64(0.5)},
+                'message_hub': hub.state_dict()}, path)
+    registered = torch.serialization.get_safe_globals()
+    torch.serialization.clear_safe_globals()
+    try:
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(path, weights_only=True)
+    finally:
+        torch.serialization.add_safe_globals(registered)
+    assert not set(torch.serialization.get_unsafe_globals_in_checkpoint(path))
     from mmengine.runner.checkpoint import _load_checkpoint
     ckpt = _load_checkpoint(str(path), map_location='cpu')
     assert ckpt['meta']['best'] == 0.5
     assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
+    assert ckpt['message_hub']['log_scalars']['train/loss'].current() == 1.5
 
 
 def test_missing_local_checkpoint_names_the_file(tmp_path):

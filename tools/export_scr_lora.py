@@ -1,6 +1,7 @@
 """Export the trained SCR adapter of a checkpoint to an SCR LoRA file (safetensors).
 
     python tools/export_scr_lora.py work_dirs/scr/iter_20000.pth scr_lora.safetensors [--config CFG]
+        [--trust-checkpoint]
 
 The file holds the UNet's peft LoRA state dict, the trained ``conv_in`` and the exact
 ``LoraConfig`` (format ``mmseg_rass.scr_lora.v1``, see ``mmseg_rass/lora.py`` and
@@ -15,7 +16,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_rass  # noqa: E402  (applies compat, registers SCRRestorer)
+from mmseg_rass.compat import UntrustedCheckpointError  # noqa: E402
 from mmseg_rass.lora import save_scr_lora  # noqa: E402
+from mmseg_rass.tools_entry import add_trust_checkpoint_argument, apply_trust_checkpoint  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -23,6 +26,7 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='SCR checkpoint written by tools/train.py')
     parser.add_argument('out', help='output .safetensors file')
     parser.add_argument('--config', help='config of the run (default: the one in the checkpoint)')
+    add_trust_checkpoint_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -51,7 +55,11 @@ def export(checkpoint, out, config=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    export(args.checkpoint, args.out, args.config)
+    apply_trust_checkpoint(args.trust_checkpoint)
+    try:
+        export(args.checkpoint, args.out, args.config)
+    except UntrustedCheckpointError as e:
+        raise SystemExit(f'error: {e}') from None
     print(f'wrote {args.out}')
 
 
