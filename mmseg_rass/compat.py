@@ -31,6 +31,11 @@ prevents.
    torch has no CPU kernels for ``SyncBatchNorm``, which most mmseg configs use: on CPU
    processes it runs :class:`CPUSyncBatchNormFunction` instead (statistics all-reduced over the
    process group, the same result as SyncBN on GPUs: never a silent switch to per-process BN).
+5. Exact resume. mmengine 0.10.7 re-seeds on ``--resume`` instead of restoring the random
+   generators, so a resumed run with dropout or random augmentation drifts away from an
+   uninterrupted one. Every runner gets :class:`mmseg_rass.hooks.RNGStateHook` (unless its
+   config lists one already), which saves the generators' states in checkpoints and restores
+   them on resume.
 """
 import functools
 import importlib
@@ -430,6 +435,23 @@ def _patch_sync_batchnorm():
     sync_bn.forward = forward
 
 
+def _patch_runner_hooks():
+    from mmengine.runner import Runner
+    original = Runner.register_hooks
+    if getattr(original, 'is_mmseg_rass_patch', False):
+        return
+
+    @_patched
+    @functools.wraps(original)
+    def register_hooks(self, default_hooks=None, custom_hooks=None):
+        original(self, default_hooks, custom_hooks)
+        from mmseg_rass.hooks.rng_state_hook import RNGStateHook
+        if not any(isinstance(hook, RNGStateHook) for hook in self._hooks):
+            self.register_hook(RNGStateHook())
+
+    Runner.register_hooks = register_hooks
+
+
 def apply():
     """Apply every patch; safe to call any number of times."""
     _patch_pkg_resources()
@@ -438,3 +460,4 @@ def apply():
     _patch_dist_init()
     _patch_ddp_device_ids()
     _patch_sync_batchnorm()
+    _patch_runner_hooks()
