@@ -1,7 +1,9 @@
-"""Every workaround mmseg_rass needs to run mmsegmentation 1.2.2 on a current stack.
+"""Every workaround mmseg_rass needs to run mmsegmentation 1.2.2 on a current stack, and every
+change the plug-in makes to the behaviour of mmengine, mmseg and torch.
 
 Applied by ``import mmseg_rass`` (and by ``tools/train.py`` / ``tools/test.py`` before anything
-else), before mmseg is imported. Each patch is idempotent, checks for the condition it fixes and
+else); :func:`apply` runs the patches that must precede mmseg's import (1, 3) first, then
+imports what the others patch. Each patch is idempotent, checks for the condition it fixes and
 does nothing when that condition is absent; ``tests/test_compat.py`` shows the failure each one
 prevents.
 
@@ -36,6 +38,13 @@ prevents.
    uninterrupted one. Every runner gets :class:`mmseg_rass.hooks.RNGStateHook` (unless its
    config lists one already), which saves the generators' states in checkpoints and restores
    them on resume.
+6. Data checked when a dataset is built. mmengine fails on an empty split with numpy's
+   "need at least one array to concatenate", and a missing, truncated or mismatched file
+   surfaces mid-training (a validation label only after training) or without its name
+   (mmseg's ``LoadAnnotations``: "image file is truncated"). Every dataset is checked by
+   :func:`mmseg_rass.datasets.data_check.check_dataset` right after it is built (mode from
+   ``MMSEG_RASS_DATA_CHECK``: ``fast``, ``full`` or ``off``), an empty one raises an error
+   saying where it looked, and ``LoadAnnotations`` names the label it cannot read.
 """
 import functools
 import importlib
@@ -452,6 +461,57 @@ def _patch_runner_hooks():
     Runner.register_hooks = register_hooks
 
 
+def _patch_dataset_checks():
+    from mmengine.dataset import BaseDataset
+    original_full_init = BaseDataset.full_init
+    if getattr(original_full_init, 'is_mmseg_rass_patch', False):
+        return
+    original_serialize = BaseDataset._serialize_data
+
+    @_patched
+    @functools.wraps(original_full_init)
+    def full_init(self):
+        if self._fully_initialized:
+            return
+        original_full_init(self)
+        from mmseg_rass.datasets.data_check import check_dataset
+        check_dataset(self)
+
+    @_patched
+    @functools.wraps(original_serialize)
+    def serialize_data(self):
+        if not self.data_list:  # numpy would fail with 'need at least one array to concatenate'
+            from mmseg_rass.datasets.data_check import empty_dataset_error
+            raise empty_dataset_error(self)
+        return original_serialize(self)
+
+    BaseDataset.full_init = full_init
+    BaseDataset._serialize_data = serialize_data
+
+
+def _patch_label_loading():
+    from mmseg.datasets.transforms import LoadAnnotations
+    original = LoadAnnotations._load_seg_map
+    if getattr(original, 'is_mmseg_rass_patch', False):
+        return
+
+    @_patched
+    @functools.wraps(original)
+    def load_seg_map(self, results):
+        path = results.get('seg_map_path')
+        try:
+            return original(self, results)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f'label {path} does not exist: check data_root and the '
+                                    "dataset's data_prefix and seg_map_suffix") from e
+        except (OSError, SyntaxError, ValueError) as e:  # PIL's errors for broken files
+            raise ValueError(f'cannot decode label {path} ({type(e).__name__}: {e}): the file '
+                             'is corrupt or not an image; replace it or remove it from the '
+                             'split') from e
+
+    LoadAnnotations._load_seg_map = load_seg_map
+
+
 def apply():
     """Apply every patch; safe to call any number of times."""
     _patch_pkg_resources()
@@ -461,3 +521,5 @@ def apply():
     _patch_ddp_device_ids()
     _patch_sync_batchnorm()
     _patch_runner_hooks()
+    _patch_dataset_checks()
+    _patch_label_loading()

@@ -14,6 +14,7 @@ import mmseg
 
 from mmseg_rass.compat import (TRUST_CHECKPOINT_FLAG, TRUST_CHECKPOINTS_ENV,
                                UntrustedCheckpointError)
+from mmseg_rass.datasets.data_check import DataCheckError
 
 TRUST_CHECKPOINT_HELP = (
     f'{TRUST_CHECKPOINT_FLAG}: load checkpoints with full unpickling (torch.load '
@@ -48,7 +49,7 @@ def run_mmseg_tool(name, argv=None):
     """Run mmseg's ``tools/<name>`` as ``__main__`` with ``argv`` (compat already applied).
 
     ``--trust-checkpoint`` is taken out of ``argv`` (see :func:`apply_trust_checkpoint`); an
-    untrusted checkpoint ends the tool with one error line naming the file and the opt-in.
+    untrusted checkpoint or bad data ends the tool with one error naming the files.
 
     Args:
         name (str): script name, e.g. ``'train.py'``.
@@ -64,7 +65,7 @@ def run_mmseg_tool(name, argv=None):
     _check_config_arg(name, argv)
     try:
         runpy.run_path(path, run_name='__main__')
-    except UntrustedCheckpointError as e:
+    except (UntrustedCheckpointError, DataCheckError) as e:
         raise SystemExit(f'error: {e}') from None
 
 

@@ -54,7 +54,8 @@ def launch(args, probe_dir, repo_root):
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1',
                CUDA_VISIBLE_DEVICES='', PYTHONUNBUFFERED='1',
                PYTHONPATH=os.pathsep.join([repo_root, str(probe_dir)]))
-    return subprocess.Popen(args, cwd=repo_root, env=env, stdout=subprocess.PIPE,
+    # cwd: mmengine's distributed result collection leaves a .dist_test folder there
+    return subprocess.Popen(args, cwd=probe_dir, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 
@@ -71,7 +72,7 @@ def runs(tmp_path_factory, demo_data_root, repo_root):
     for name, batch in (('two', 2), ('one', 4)):
         (tmp / f'{name}.py').write_text(textwrap.dedent(CONFIG).format(
             repo=repo_root, data=demo_data_root, batch=batch))
-    two = launch(['bash', 'tools/dist_train.sh', str(tmp / 'two.py'), '2',
+    two = launch(['bash', f'{repo_root}/tools/dist_train.sh', str(tmp / 'two.py'), '2',
                   '--work-dir', str(tmp / 'work_two')], tmp, repo_root)
     # meanwhile, one process here (this interpreter has already imported mmseg)
     from mmengine.config import Config
