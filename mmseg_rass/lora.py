@@ -11,7 +11,9 @@ File format (``format=mmseg_rass.scr_lora.v1``), a safetensors file holding
 * metadata ``format`` and ``lora_config`` (JSON of ``LoraConfig.to_dict()``, sets as lists).
 """
 import json
+import os
 import os.path as osp
+import tempfile
 
 SCR_LORA_FORMAT = 'mmseg_rass.scr_lora.v1'
 
@@ -105,7 +107,17 @@ def save_scr_lora(path, peft_unet, lora_config):
     tensors = lora_state_dict(peft_unet)
     tensors.update(conv_in_state_dict(peft_unet))
     metadata = dict(format=SCR_LORA_FORMAT, lora_config=_config_to_json(lora_config))
-    save_file(tensors, str(path), metadata=metadata)
+    # written next to the target, then renamed over it: an interrupted save never leaves a
+    # half-written file under the final name (whatever the safetensors version does)
+    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(str(path))),
+                               prefix=osp.basename(str(path)) + '.', suffix='.tmp')
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, str(path))
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
 
 
 def load_scr_lora(path):
