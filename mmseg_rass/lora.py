@@ -13,7 +13,6 @@ File format (``format=mmseg_rass.scr_lora.v1``), a safetensors file holding
 import json
 import os
 import os.path as osp
-import tempfile
 
 SCR_LORA_FORMAT = 'mmseg_rass.scr_lora.v1'
 
@@ -109,9 +108,7 @@ def save_scr_lora(path, peft_unet, lora_config):
     metadata = dict(format=SCR_LORA_FORMAT, lora_config=_config_to_json(lora_config))
     # written next to the target, then renamed over it: an interrupted save never leaves a
     # half-written file under the final name (whatever the safetensors version does)
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(str(path))),
-                               prefix=osp.basename(str(path)) + '.', suffix='.tmp')
-    os.close(fd)
+    tmp = f'{path}.{os.getpid()}.tmp'
     try:
         save_file(tensors, tmp, metadata=metadata)
         os.replace(tmp, str(path))
