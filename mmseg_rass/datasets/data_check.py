@@ -2,8 +2,9 @@
 
 :func:`check_dataset` runs when a dataset is built (``import mmseg_rass`` installs it, see
 :mod:`mmseg_rass.compat`) and from ``tools/check_data.py``. Every sample's image
-(``img_path``) and label (``seg_map_path``, when the split has labels) is checked; all problems
-are reported at once, each naming its file:
+(``img_path``) and label (``seg_map_path``, when the split has labels and its pipeline reads
+them) is checked; files on remote storage (``s3://...``) are not. All problems are reported at
+once, each naming its file:
 
 - a file that does not exist or is empty;
 - a file that is not a readable image: not an image at all, or a PNG whose chunks are cut
@@ -83,13 +84,13 @@ def _read_size(path, kind, mode):
     return size
 
 
-def _check_sample(info, mode):
-    """The problems (strings naming the files) of one sample's image and label."""
+def _check_sample(info, mode, labels):
+    """The problems (strings naming the files) of one sample's image (and label if ``labels``)."""
     problems, sizes = [], {}
     for kind, key in (('image', 'img_path'), ('label', 'seg_map_path')):
         path = info.get(key)
-        if not path:
-            continue
+        if not path or '://' in str(path) or (kind == 'label' and not labels):
+            continue  # remote storage (backend_args) is not checked
         try:
             sizes[kind] = _read_size(path, kind, mode)
         except ValueError as e:
@@ -99,6 +100,12 @@ def _check_sample(info, mode):
         problems.append(f'label {info["seg_map_path"]} is {lw}x{lh} but its image '
                         f'{info["img_path"]} is {iw}x{ih}')
     return problems
+
+
+def _loads_labels(dataset):
+    """Whether the dataset's pipeline reads labels (an empty or absent pipeline counts as yes)."""
+    transforms = getattr(getattr(dataset, 'pipeline', None), 'transforms', None)
+    return not transforms or any(hasattr(t, '_load_seg_map') for t in transforms)
 
 
 def describe(dataset):
@@ -143,8 +150,9 @@ def check_dataset(dataset, mode=None):
     infos = [dataset.get_data_info(i) for i in range(len(dataset))]
     if not any(info.get('img_path') or info.get('seg_map_path') for info in infos):
         return 0
+    labels = _loads_labels(dataset)
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        problems = [p for found in pool.map(lambda i: _check_sample(i, mode), infos)
+        problems = [p for found in pool.map(lambda i: _check_sample(i, mode, labels), infos)
                     for p in found]
     if problems:
         listed = '\n  '.join(problems[:MAX_LISTED])

@@ -146,3 +146,11 @@ def test_check_data_tool(data, repo_root, capsys):
     assert 'train: 4 samples OK (full check)' in out
     assert 'val: DemoCityscapesDataset' in out and f'label {labels[0]} does not exist' in out
     assert 'test: same dataset as above' in out
+
+
+def test_labels_a_pipeline_does_not_read_are_not_checked(data):
+    _, labels = files(data, 'val')
+    labels[0].unlink()
+    assert len(build(data, split='val', pipeline=[dict(type='LoadImage')])) == 2
+    with pytest.raises(DataCheckError, match=f'label {labels[0]} does not exist'):
+        build(data, split='val', pipeline=[dict(type='LoadImage'), dict(type='LoadAnnotations')])
