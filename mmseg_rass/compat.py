@@ -474,8 +474,8 @@ def _patch_dataset_checks():
         if self._fully_initialized:
             return
         original_full_init(self)
-        from mmseg_rass.datasets.data_check import check_dataset
-        check_dataset(self)
+        from mmseg_rass.datasets.data_check import check_at_build
+        check_at_build(self)
 
     @_patched
     @functools.wraps(original_serialize)

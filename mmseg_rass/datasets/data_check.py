@@ -1,7 +1,8 @@
 """Check a segmentation dataset's files before anything trains or evaluates on them.
 
 :func:`check_dataset` runs when a dataset is built (``import mmseg_rass`` installs it, see
-:mod:`mmseg_rass.compat`) and from ``tools/check_data.py``. Every sample's image
+:mod:`mmseg_rass.compat`; once per machine in distributed runs) and from
+``tools/check_data.py``. Every sample's image
 (``img_path``) and label (``seg_map_path``, when the split has labels and its pipeline reads
 them) is checked; files on remote storage (``s3://...``) are not. All problems are reported at
 once, each naming its file:
@@ -128,6 +129,18 @@ def empty_dataset_error(dataset):
         f'{describe(dataset)} has no samples: no image file matched. Check data_root, '
         'data_prefix and the suffixes in the config (or the ann_file, indices and filter_cfg), '
         'or generate/download the data.')
+
+
+def check_at_build(dataset):
+    """The check run when a dataset is built: files once per machine, emptiness everywhere.
+
+    In distributed runs only the process with ``LOCAL_RANK`` 0 reads the files (the others
+    wait for it at the first collective operation and are ended with it if it fails).
+    """
+    if int(os.environ.get('LOCAL_RANK', '0')) == 0:
+        check_dataset(dataset)
+    elif len(dataset) == 0 and data_check_mode() != 'off':
+        raise empty_dataset_error(dataset)
 
 
 def check_dataset(dataset, mode=None):

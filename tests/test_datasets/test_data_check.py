@@ -154,3 +154,15 @@ def test_labels_a_pipeline_does_not_read_are_not_checked(data):
     assert len(build(data, split='val', pipeline=[dict(type='LoadImage')])) == 2
     with pytest.raises(DataCheckError, match=f'label {labels[0]} does not exist'):
         build(data, split='val', pipeline=[dict(type='LoadImage'), dict(type='LoadAnnotations')])
+
+
+def test_files_are_checked_once_per_machine(data, monkeypatch):
+    _, labels = files(data, 'val')
+    labels[0].unlink()
+    monkeypatch.setenv('LOCAL_RANK', '1')  # another process of a distributed run
+    assert len(build(data, split='val')) == 2
+    with pytest.raises(DataCheckError, match='has no samples'):  # emptiness: on every process
+        build(data, split='val', img_suffix='.jpg')
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    with pytest.raises(DataCheckError, match=f'label {labels[0]} does not exist'):
+        build(data, split='val')
