@@ -29,8 +29,13 @@ def test_apply_is_idempotent():
     assert CheckpointLoader._schemes[''] is compat.load_local_checkpoint
     from mmengine.dist import utils as dist_utils
     from mmengine.model import MMDistributedDataParallel as DDP
+    from mmengine.dataset import BaseDataset
+    from mmengine.runner import Runner
+    from mmseg.datasets.transforms import LoadAnnotations
     patched = [dist_utils._init_dist_pytorch, DDP.__init__, DDP._passing_sync_batchnorm_handle,
-               torch.nn.SyncBatchNorm.forward]
+               torch.nn.SyncBatchNorm.forward, Runner.register_hooks, BaseDataset.full_init,
+               BaseDataset._serialize_data, LoadAnnotations._load_seg_map,
+               *[loader for prefix, loader in CheckpointLoader._schemes.items() if prefix]]
     assert all(getattr(f, 'is_mmseg_rass_patch', False) for f in patched)
     # applying again wraps nothing twice
     assert not hasattr(patched[0].__wrapped__, 'is_mmseg_rass_patch')
