@@ -14,7 +14,7 @@ once, each naming its file:
 - a label whose size differs from its image's.
 
 Mode ``'fast'`` (the default) reads image headers and verifies PNG files; ``'full'`` decodes
-every image and label with the decoders training uses (also catches broken JPEG data; slower);
+every image and label with the decoders training uses (also catches undecodable JPEGs; slower);
 ``'off'`` skips the check. The mode comes from the ``MMSEG_RASS_DATA_CHECK`` environment
 variable. A file that passed is not checked again in the same process while its size and
 modification time are unchanged.
