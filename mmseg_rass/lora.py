@@ -18,6 +18,7 @@ given model (missing or unexpected tensors) is rejected with one error naming th
 the first keys.
 """
 import json
+import os
 import os.path as osp
 from dataclasses import dataclass
 
@@ -195,7 +196,15 @@ def write_scr_lora(path, scr):
         vae_metadata['vae_lora_config'] = _config_to_json(scr.vae_lora_config)
     metadata = dict(format=SCR_LORA_FORMAT, lora_config=_config_to_json(scr.lora_config),
                     **vae_metadata)
-    save_file(tensors, str(path), metadata=metadata)
+    # written next to the target, then renamed over it: an interrupted save never leaves a
+    # half-written file under the final name (whatever the safetensors version does)
+    tmp = f'{path}.{os.getpid()}.tmp'
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, str(path))
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
 
 
 def load_scr_lora(path):

@@ -27,6 +27,19 @@ def test_apply_is_idempotent():
     assert sys.modules['mmcv._ext'] is before[1]
     from mmengine.runner.checkpoint import CheckpointLoader
     assert CheckpointLoader._schemes[''] is compat.load_local_checkpoint
+    from mmengine.dist import utils as dist_utils
+    from mmengine.model import MMDistributedDataParallel as DDP
+    from mmengine.dataset import BaseDataset
+    from mmengine.runner import Runner
+    from mmseg.datasets.transforms import LoadAnnotations
+    patched = [dist_utils._init_dist_pytorch, DDP.__init__, DDP._passing_sync_batchnorm_handle,
+               torch.nn.SyncBatchNorm.forward, Runner.register_hooks, BaseDataset.full_init,
+               BaseDataset._serialize_data, LoadAnnotations._load_seg_map,
+               *[loader for prefix, loader in CheckpointLoader._schemes.items() if prefix]]
+    assert all(getattr(f, 'is_mmseg_rass_patch', False) for f in patched)
+    # applying again wraps nothing twice
+    assert not hasattr(patched[0].__wrapped__, 'is_mmseg_rass_patch')
+    assert not hasattr(torch.nn.SyncBatchNorm.forward.__wrapped__, 'is_mmseg_rass_patch')
 
 
 @pytest.mark.skipif(compat.has_compiled_ops(), reason='full mmcv with compiled ops is installed')
@@ -54,17 +67,28 @@ def test_mmcv_ext_stand_in_lets_mmseg_import_and_names_missing_ops():
     assert 'MMCV_FULL=1' in patched.stdout
 
 
-def test_local_checkpoints_with_python_objects_load(tmp_path):
-    # mmengine checkpoints hold numpy scalars and message-hub objects, which torch >= 2.6
-    # refuses with its default weights_only=True.
+def test_mmengine_checkpoints_load_with_weights_only(tmp_path):
+    # mmengine checkpoints hold numpy scalars and arrays and message-hub objects, which
+    # torch >= 2.6 refuses with its default weights_only=True unless registered as safe.
+    from mmengine.logging import MessageHub
+    hub = MessageHub('compat_test')
+    hub.update_scalar('train/loss', 1.5)
     path = tmp_path / 'ckpt.pth'
-    torch.save({'state_dict': {'w': torch.ones(2)}, 'meta': {'best': np.float64(0.5)}}, path)
-    with pytest.raises(pickle.UnpicklingError):
-        torch.load(path)
+    torch.save({'state_dict': {'w': torch.ones(2)}, 'meta': {'best': np.float64(0.5)},
+                'message_hub': hub.state_dict()}, path)
+    registered = torch.serialization.get_safe_globals()
+    torch.serialization.clear_safe_globals()
+    try:
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(path, weights_only=True)
+    finally:
+        torch.serialization.add_safe_globals(registered)
+    assert not set(torch.serialization.get_unsafe_globals_in_checkpoint(path))
     from mmengine.runner.checkpoint import _load_checkpoint
     ckpt = _load_checkpoint(str(path), map_location='cpu')
     assert ckpt['meta']['best'] == 0.5
     assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
+    assert ckpt['message_hub']['log_scalars']['train/loss'].current() == 1.5
 
 
 def test_missing_local_checkpoint_names_the_file(tmp_path):
@@ -111,3 +135,93 @@ def test_pkg_resources_deprecation_warning_is_silenced(repo_root):
     assert patched.returncode == 0, patched.stderr
     assert 'pkg_resources is deprecated' in unpatched.stderr
     assert 'pkg_resources is deprecated' not in patched.stderr
+
+
+DIST_SCRIPT = '''
+import importlib.util, os, sys
+import torch
+import torch.distributed as dist
+from mmengine.dist import init_dist
+
+def say(line):  # one write per line: the two processes share stdout
+    os.write(1, (line + '\\n').encode())
+
+def attempt(name, fn):
+    try:
+        return fn()
+    except Exception as e:  # a failure, reported by name
+        say(f'{name} FAILED: {type(e).__name__}: {e}'.splitlines()[0])
+
+# compat.py alone (importing the mmseg_rass package would import all of mmseg: slow)
+spec = importlib.util.spec_from_file_location('compat', sys.argv[1])
+compat = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(compat)
+attempt('unpatched init_dist', lambda: init_dist('pytorch', backend='nccl'))
+compat.apply()
+from mmengine.model import MMDistributedDataParallel
+init_dist('pytorch', backend='nccl')  # as mmseg's default_runtime asks
+rank, world = dist.get_rank(), dist.get_world_size()
+say(f'BACKEND {dist.get_backend()}')
+
+# The full batch, the same on every process; each process gets its half.
+torch.manual_seed(0)
+x_full = torch.randn(4, 3, 5, 5) * 3 + 1
+coef = torch.randn(4, 3, 5, 5)
+reference = torch.nn.BatchNorm2d(3)
+with torch.no_grad():
+    reference.weight.uniform_(0.5, 1.5)
+    reference.bias.uniform_(-1, 1)
+model = torch.nn.SyncBatchNorm(3)
+model.load_state_dict(reference.state_dict())
+x_ref = x_full.clone().requires_grad_()
+(reference(x_ref) * coef).sum().backward()
+half = slice(2 * rank, 2 * rank + 2)
+x = x_full[half].clone().requires_grad_()
+
+# what torch does without the patch, as the runner calls it
+local_rank = int(os.environ['LOCAL_RANK'])
+attempt('unpatched ddp', lambda: torch.nn.parallel.DistributedDataParallel(
+    torch.nn.Conv2d(3, 3, 1), device_ids=[local_rank]))
+attempt('unpatched syncbn', lambda: torch.nn.SyncBatchNorm.forward.__wrapped__(model, x))
+
+ddp = MMDistributedDataParallel(module=model, device_ids=[local_rank], broadcast_buffers=False)
+out = ddp(x)
+(out * coef[half]).sum().backward()
+ref_out = torch.nn.functional.batch_norm(x_full, None, None, reference.weight, reference.bias,
+                                         True).detach()
+close = lambda a, b: torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+checks = dict(
+    out=close(out.detach(), ref_out[half]),
+    grad_in=close(x.grad, x_ref.grad[half]),
+    # DDP averages the parameter gradients of the processes: reference / world size
+    grad_weight=close(model.weight.grad, reference.weight.grad / world),
+    grad_bias=close(model.bias.grad, reference.bias.grad / world),
+    running_mean=close(model.running_mean, reference.running_mean),
+    running_var=close(model.running_var, reference.running_var))
+say(f"CHECKS {sorted(k for k, v in checks.items() if not v) or 'ALL OK'}")
+dist.destroy_process_group()
+'''
+
+
+def run_torchrun(script_path, *args, nproc=2):
+    """``python -m torch.distributed.run --standalone`` with ``nproc`` CPU processes."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+    return subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone',
+                           f'--nproc_per_node={nproc}', str(script_path), *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_distributed_on_cpu_uses_gloo_and_syncbn_matches_full_batch_bn(tmp_path):
+    script = tmp_path / 'dist_cpu.py'
+    script.write_text(DIST_SCRIPT)
+    proc = run_torchrun(script, compat.__file__)
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr[-3000:]
+    # without the patches: mmengine selects a CUDA device, DDP refuses device_ids for a CPU
+    # module, torch's SyncBN has no CPU kernels
+    assert out.count('unpatched init_dist FAILED') == 2, out
+    assert out.count('unpatched ddp FAILED') == 2 and 'device_ids' in out
+    assert 'unpatched syncbn FAILED: ValueError: SyncBatchNorm expected input tensor to be on GPU' in out
+    assert out.count('FAILED') == 6, out
+    assert out.count('BACKEND gloo') == 2
+    assert out.count('CHECKS ALL OK') == 2, out

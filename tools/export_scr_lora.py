@@ -1,6 +1,7 @@
 """Export the trained SCR adapter of a checkpoint to an SCR LoRA file (safetensors).
 
     python tools/export_scr_lora.py work_dirs/scr/iter_20000.pth scr_lora.safetensors [--config CFG]
+        [--trust-checkpoint]
 
 The file holds the UNet's peft LoRA state dict, the trained ``conv_in``, the VAE-encoder LoRA
 (when trained) and the exact ``LoraConfig``s (format ``mmseg_rass.scr_lora.v1``, see
@@ -16,6 +17,8 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_rass  # noqa: E402  (applies compat, registers SCRRestorer)
+from mmseg_rass.compat import UntrustedCheckpointError  # noqa: E402
+from mmseg_rass.tools_entry import add_trust_checkpoint_argument, apply_trust_checkpoint  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -23,6 +26,7 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='SCR checkpoint written by tools/train.py')
     parser.add_argument('out', help='output .safetensors file')
     parser.add_argument('--config', help='config of the run (default: the one in the checkpoint)')
+    add_trust_checkpoint_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -52,7 +56,11 @@ def export(checkpoint, out, config=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    export(args.checkpoint, args.out, args.config)
+    apply_trust_checkpoint(args.trust_checkpoint)
+    try:
+        export(args.checkpoint, args.out, args.config)
+    except UntrustedCheckpointError as e:
+        raise SystemExit(f'error: {e}') from None
     print(f'wrote {args.out}')
 
 

@@ -191,14 +191,16 @@ def build_tiny_tokenizer(out_dir=None):
     Every character becomes one token; the last character of each word carries ``</w>``.
 
     Args:
-        out_dir (str, optional): Where to write ``vocab.json`` / ``merges.txt``
-            (a new temporary folder if None).
+        out_dir (str, optional): Where to write ``vocab.json`` / ``merges.txt``; if None, a
+            temporary folder that is removed once the tokenizer has read it.
 
     Returns:
         CLIPTokenizer: 515 tokens; bos 512, eos 513, pad 514; model_max_length 77.
     """
+    if out_dir is None:
+        with tempfile.TemporaryDirectory(prefix='mmseg_rass_tiny_tokenizer_') as tmp:
+            return build_tiny_tokenizer(tmp)
     from transformers import CLIPTokenizer
-    out_dir = out_dir or tempfile.mkdtemp(prefix='mmseg_rass_tiny_tokenizer_')
     os.makedirs(out_dir, exist_ok=True)
     with open(osp.join(out_dir, 'vocab.json'), 'w', encoding='utf-8') as f:
         json.dump(_byte_level_vocab(), f)

@@ -15,7 +15,7 @@ final-sinc filtered. The result is quantised to 8 bits.
 import copy
 import hashlib
 import math
-from numbers import Number
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -130,11 +130,16 @@ def _bad(key, value, problem):
     return ValueError(f'Degrade: {key}={value!r} {problem}')
 
 
+def _is_number(value):
+    """A finite real number (not a bool, NaN or infinity)."""
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _check_range(cfg, key, low_min=None, high_max=None, strict=False):
     value = cfg[key]
     if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(isinstance(v, Number) and not isinstance(v, bool) for v in value)):
-        raise _bad(key, value, 'must be a (low, high) pair of numbers')
+            or not all(_is_number(v) for v in value)):
+        raise _bad(key, value, 'must be a (low, high) pair of finite numbers')
     low, high = value
     if low > high:
         raise _bad(key, value, 'is an inverted range: low must be <= high')
@@ -150,7 +155,7 @@ def _check_choice(cfg, list_key, prob_key, allowed):
     if not isinstance(names, (list, tuple)) or not names or any(n not in allowed for n in names):
         raise _bad(list_key, names, f'must be a non-empty list drawn from {list(allowed)}')
     if (not isinstance(probs, (list, tuple)) or len(probs) != len(names)
-            or any(p < 0 for p in probs) or abs(sum(probs) - 1) > 1e-6):
+            or not all(_is_number(p) and p >= 0 for p in probs) or abs(sum(probs) - 1) > 1e-6):
         raise _bad(prob_key, probs, f'must be {len(names)} non-negative probabilities '
                    f'summing to 1 (one per entry of {list_key})')
 
@@ -159,7 +164,7 @@ def validate(cfg):
     """Check every key of a degradation config; raise one ``ValueError`` naming the bad key."""
     for key in _PROBS:
         p = cfg[key]
-        if not isinstance(p, Number) or isinstance(p, bool) or not 0 <= p <= 1:
+        if not _is_number(p) or not 0 <= p <= 1:
             raise _bad(key, p, 'must be a probability in [0, 1]')
     for key in _POSITIVE_RANGES:
         _check_range(cfg, key, low_min=0, strict=True)
@@ -177,8 +182,8 @@ def validate(cfg):
     _check_choice(cfg, 'kernel_list2', 'kernel_prob2', BLUR_TYPES)
     for suffix in ('', '2'):
         probs = cfg['resize_prob' + suffix]
-        if (not isinstance(probs, (list, tuple)) or len(probs) != 3 or any(p < 0 for p in probs)
-                or abs(sum(probs) - 1) > 1e-6):
+        if (not isinstance(probs, (list, tuple)) or len(probs) != 3
+                or not all(_is_number(p) and p >= 0 for p in probs) or abs(sum(probs) - 1) > 1e-6):
             raise _bad('resize_prob' + suffix, probs,
                        'must be 3 non-negative probabilities (up, down, keep) summing to 1')
         low, high = cfg['resize_range' + suffix]
@@ -217,7 +222,8 @@ def make_config(preset='rass_x1', severity=None, **overrides):
                        f'belong to the families {list(FAMILIES)})')
         cfg = copy.deepcopy(PRESETS[preset])
     elif preset in FAMILIES:
-        if severity not in (1, 2, 3, 4, 5) or isinstance(severity, bool):
+        if (not isinstance(severity, Integral) or isinstance(severity, bool)
+                or not 1 <= severity <= 5):
             raise _bad('severity', severity, f'must be an integer 1-5 for family {preset!r}')
         cfg = copy.deepcopy(_family(preset, severity))
     else:

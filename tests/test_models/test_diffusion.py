@@ -59,3 +59,17 @@ def test_resolve_arch():
         diffusion.resolve_arch('SCRRestorer', None, None)
     with pytest.raises(ValueError, match="`arch` must be one of \\['sd21', 'tiny'\\].*'huge'"):
         diffusion.resolve_arch('SCRRestorer', None, 'huge')
+
+
+def test_tiny_tokenizer_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    import pickle
+    import tempfile
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path / 'tmp'))  # where mkdtemp writes
+    (tmp_path / 'tmp').mkdir()
+    tokenizer = diffusion.build_tiny_tokenizer()
+    assert list((tmp_path / 'tmp').iterdir()) == []
+    # its vocabulary is in memory: it works (and pickles) after the folder is gone
+    kept = diffusion.build_tiny_tokenizer(str(tmp_path / 'kept'))
+    assert (tmp_path / 'kept' / 'vocab.json').is_file()
+    assert tokenizer(['car road']).input_ids == kept(['car road']).input_ids
+    assert pickle.loads(pickle.dumps(tokenizer))(['road']).input_ids == kept(['road']).input_ids

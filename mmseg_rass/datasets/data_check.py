@@ -1,0 +1,178 @@
+"""Check a segmentation dataset's files before anything trains or evaluates on them.
+
+:func:`check_dataset` runs when a dataset is built (``import mmseg_rass`` installs it, see
+:mod:`mmseg_rass.compat`; once per machine in distributed runs) and from
+``tools/check_data.py``. Every sample's image
+(``img_path``) and label (``seg_map_path``, when the split has labels and its pipeline reads
+them) is checked; files on remote storage (``s3://...``) are not. All problems are reported at
+once, each naming its file:
+
+- a file that does not exist or is empty;
+- a file that is not a readable image: not an image at all, or a PNG whose chunks are cut
+  off or corrupt (a truncated download) — PNG integrity is verified without decoding;
+- a label with colour channels (a label map holds one class index per pixel);
+- a label whose size differs from its image's.
+
+Mode ``'fast'`` (the default) reads image headers and verifies PNG files; ``'full'`` decodes
+every image and label with the decoders training uses (also catches undecodable JPEGs; slower);
+``'off'`` skips the check. The mode comes from the ``MMSEG_RASS_DATA_CHECK`` environment
+variable. A file that passed is not checked again in the same process while its size and
+modification time are unchanged.
+"""
+import os
+import os.path as osp
+from concurrent.futures import ThreadPoolExecutor
+
+import mmcv
+from PIL import Image
+
+DATA_CHECK_ENV = 'MMSEG_RASS_DATA_CHECK'
+MODES = ('fast', 'full', 'off')
+MAX_LISTED = 20
+LABEL_MODES = ('1', 'L', 'P', 'I', 'I;16', 'I;16L', 'I;16B', 'F')
+
+_passed = {}  # (path, size, mtime_ns, mode, kind) -> (width, height) of files that passed
+
+
+class DataCheckError(ValueError):
+    """A dataset's files are missing, unreadable or inconsistent (the message lists them)."""
+
+
+def data_check_mode():
+    """The mode set by ``MMSEG_RASS_DATA_CHECK`` (default ``'fast'``)."""
+    mode = os.environ.get(DATA_CHECK_ENV, 'fast').strip().lower() or 'fast'
+    if mode not in MODES:
+        raise ValueError(f'{DATA_CHECK_ENV}={mode!r} is not a data-check mode: use one of {MODES}')
+    return mode
+
+
+def _read_size(path, kind, mode):
+    """(width, height) of an image or label file; raises ``ValueError`` saying what is wrong."""
+    if not osp.isfile(path):
+        raise ValueError('does not exist')
+    stat = os.stat(path)
+    if stat.st_size == 0:
+        raise ValueError('is empty (0 bytes)')
+    key = (path, stat.st_size, stat.st_mtime_ns, mode, kind)
+    if key in _passed:
+        return _passed[key]
+    if mode == 'full':
+        with open(path, 'rb') as f:
+            data = f.read()
+        try:  # the decoders of LoadImage / mmseg's LoadAnnotations
+            array = mmcv.imfrombytes(data, flag='color' if kind == 'image' else 'unchanged',
+                                     backend='cv2' if kind == 'image' else 'pillow')
+        except Exception as e:
+            raise ValueError(f'cannot be decoded ({type(e).__name__}: {e})') from None
+        if array is None:
+            raise ValueError('cannot be decoded: corrupt or not an image')
+        if kind == 'label' and array.ndim == 3 and array.shape[2] > 1:
+            raise ValueError(f'has {array.shape[2]} channels: a label map has one class index '
+                             'per pixel (is seg_map_suffix pointing at colour images?)')
+        size = (array.shape[1], array.shape[0])
+    else:
+        try:
+            with Image.open(path) as im:
+                size, image_mode, image_format = im.size, im.mode, im.format
+                if image_format == 'PNG':
+                    im.verify()  # all chunks present, CRCs right: catches truncated files
+        except Exception as e:
+            raise ValueError(f'is not a readable image ({type(e).__name__}: {e})') from None
+        if kind == 'label' and image_mode not in LABEL_MODES:
+            raise ValueError(f'has colour mode {image_mode}: a label map has one class index '
+                             'per pixel (is seg_map_suffix pointing at colour images?)')
+    _passed[key] = size
+    return size
+
+
+def _check_sample(info, mode, labels):
+    """The problems (strings naming the files) of one sample's image (and label if ``labels``)."""
+    problems, sizes = [], {}
+    for kind, key in (('image', 'img_path'), ('label', 'seg_map_path')):
+        path = info.get(key)
+        if not path or '://' in str(path) or (kind == 'label' and not labels):
+            continue  # remote storage (backend_args) is not checked
+        try:
+            sizes[kind] = _read_size(path, kind, mode)
+        except ValueError as e:
+            problems.append(f'{kind} {path} {e}')
+    if len(sizes) == 2 and sizes['image'] != sizes['label']:
+        (iw, ih), (lw, lh) = sizes['image'], sizes['label']
+        problems.append(f'label {info["seg_map_path"]} is {lw}x{lh} but its image '
+                        f'{info["img_path"]} is {iw}x{ih}')
+    return problems
+
+
+def _loads_labels(dataset):
+    """Whether the dataset's pipeline reads labels (an empty or absent pipeline counts as yes)."""
+    transforms = getattr(getattr(dataset, 'pipeline', None), 'transforms', None)
+    return not transforms or any(hasattr(t, '_load_seg_map') for t in transforms)
+
+
+def describe(dataset):
+    """Where a dataset looks for its files (for error messages)."""
+    parts = [f'data_root={getattr(dataset, "data_root", None)!r}']
+    prefix = getattr(dataset, 'data_prefix', None)
+    if prefix:
+        parts.append(f'data_prefix={dict(prefix)}')
+    for key in ('img_suffix', 'seg_map_suffix'):
+        if hasattr(dataset, key):
+            parts.append(f'{key}={getattr(dataset, key)!r}')
+    if getattr(dataset, 'ann_file', None):
+        parts.append(f'ann_file={dataset.ann_file!r}')
+    return f'{type(dataset).__name__} ({", ".join(parts)})'
+
+
+def empty_dataset_error(dataset):
+    """The error for a dataset without samples, saying where it looked."""
+    return DataCheckError(
+        f'{describe(dataset)} has no samples: no image file matched. Check data_root, '
+        'data_prefix and the suffixes in the config (or the ann_file, indices and filter_cfg), '
+        'or generate/download the data.')
+
+
+def check_at_build(dataset):
+    """The check run when a dataset is built: files once per machine, emptiness everywhere.
+
+    In distributed runs only the process with ``LOCAL_RANK`` 0 reads the files (the others
+    wait for it at the first collective operation and are ended with it if it fails).
+    """
+    if int(os.environ.get('LOCAL_RANK', '0')) == 0:
+        check_dataset(dataset)
+    elif len(dataset) == 0 and data_check_mode() != 'off':
+        raise empty_dataset_error(dataset)
+
+
+def check_dataset(dataset, mode=None):
+    """Check every sample's files; raise one :class:`DataCheckError` listing all problems.
+
+    Args:
+        dataset (BaseDataset): A fully initialised mmengine dataset whose samples may carry
+            ``img_path`` and ``seg_map_path``; samples without them are not checked.
+        mode (str, optional): ``'fast'``, ``'full'`` or ``'off'``; default from
+            :func:`data_check_mode`.
+
+    Returns:
+        int: The number of samples checked.
+    """
+    mode = mode or data_check_mode()
+    if mode == 'off':
+        return 0
+    if len(dataset) == 0:
+        raise empty_dataset_error(dataset)
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    if not any(info.get('img_path') or info.get('seg_map_path') for info in infos):
+        return 0
+    labels = _loads_labels(dataset)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        problems = [p for found in pool.map(lambda i: _check_sample(i, mode, labels), infos)
+                    for p in found]
+    if problems:
+        listed = '\n  '.join(problems[:MAX_LISTED])
+        more = (f'\n  ... and {len(problems) - MAX_LISTED} more'
+                if len(problems) > MAX_LISTED else '')
+        raise DataCheckError(
+            f'{describe(dataset)}: {len(problems)} problem(s) in {len(infos)} samples, found '
+            f'before training/testing:\n  {listed}{more}\nFix or replace these files (or remove '
+            f'them from the split). {DATA_CHECK_ENV}=off skips this check.')
+    return len(infos)

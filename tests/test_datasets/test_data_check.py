@@ -1,0 +1,168 @@
+"""Data checked when a dataset is built: each bad file named, before any training step."""
+import shutil
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+from mmengine.runner import Runner
+from mmseg.registry import DATASETS, TRANSFORMS
+from PIL import Image
+
+from mmseg_rass.datasets.data_check import DATA_CHECK_ENV, DataCheckError, check_dataset
+
+CITY = 'demo_city'
+
+
+@pytest.fixture
+def data(demo_data_root, tmp_path, monkeypatch):
+    """A private copy of the demo data (tests damage it)."""
+    monkeypatch.delenv(DATA_CHECK_ENV, raising=False)
+    root = tmp_path / 'data'
+    shutil.copytree(demo_data_root, root)
+    return root
+
+
+def files(root, split):
+    images = sorted((root / 'leftImg8bit' / split / CITY).iterdir())
+    labels = sorted((root / 'gtFine' / split / CITY).iterdir())
+    return images, labels
+
+
+def build(root, split='train', **kwargs):
+    return DATASETS.build(dict(
+        type='DemoCityscapesDataset', data_root=str(root),
+        data_prefix=dict(img_path=f'leftImg8bit/{split}', seg_map_path=f'gtFine/{split}'),
+        **kwargs))
+
+
+def truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+def test_good_data_passes_in_both_modes(data):
+    assert len(build(data)) == 4
+    assert check_dataset(build(data), mode='full') == 4
+
+
+def test_every_bad_file_is_named_at_build(data):
+    images, labels = files(data, 'train')
+    labels[0].unlink()                                    # missing label
+    truncate(labels[1])                                   # truncated label PNG
+    images[2].write_bytes(b'not an image at all')         # unreadable image
+    Image.open(labels[3]).resize((32, 16)).save(labels[3])  # size mismatch
+    with pytest.raises(DataCheckError) as info:
+        build(data)
+    message = str(info.value)
+    assert '4 problem(s) in 4 samples' in message
+    assert f'label {labels[0]} does not exist' in message
+    assert f'label {labels[1]} is not a readable image' in message
+    assert f'image {images[2]} is not a readable image' in message
+    assert f'label {labels[3]} is 32x16 but its image {images[3]} is 128x64' in message
+
+
+def test_colour_label_is_refused(data):
+    _, labels = files(data, 'val')
+    Image.open(labels[0]).convert('RGB').save(labels[0])
+    with pytest.raises(DataCheckError, match=f'label {labels[0]} has colour mode RGB'):
+        build(data, split='val')
+
+
+def test_empty_split_says_where_it_looked(data):
+    with pytest.raises(DataCheckError) as info:
+        build(data, img_suffix='.jpg')
+    message = str(info.value)
+    assert 'has no samples' in message and "img_suffix='.jpg'" in message
+    assert str(data / 'leftImg8bit' / 'train') in message
+
+
+def test_a_fixed_file_is_checked_again(data):
+    _, labels = files(data, 'val')
+    good = labels[0].read_bytes()
+    build(data, split='val')  # passes, remembered
+    truncate(labels[0])
+    with pytest.raises(DataCheckError, match='truncated|broken|not a readable'):
+        build(data, split='val')
+    labels[0].write_bytes(good)
+    build(data, split='val')
+
+
+def test_check_can_be_switched_off(data, monkeypatch):
+    _, labels = files(data, 'val')
+    truncate(labels[0])
+    monkeypatch.setenv(DATA_CHECK_ENV, 'off')
+    dataset = build(data, split='val', pipeline=[dict(type='LoadAnnotations')])
+    # then the label loader still names the file when it cannot read it
+    with pytest.raises(ValueError, match=f'cannot decode label {labels[0]}'):
+        dataset[0]
+    monkeypatch.setenv(DATA_CHECK_ENV, 'quick')
+    with pytest.raises(ValueError, match="is not a data-check mode: use one of"):
+        build(data, split='val')
+
+
+def test_mmseg_load_annotations_names_the_label(data):
+    _, labels = files(data, 'val')
+    truncate(labels[0])
+    load = TRANSFORMS.build(dict(type='LoadAnnotations'))
+    results = dict(seg_map_path=str(labels[0]), reduce_zero_label=False, seg_fields=[])
+    with pytest.raises(OSError, match='image file is truncated') as unpatched:  # mmseg alone
+        type(load)._load_seg_map.__wrapped__(load, dict(results))
+    assert str(labels[0]) not in str(unpatched.value)
+    with pytest.raises(ValueError, match=f'cannot decode label {labels[0]}'):
+        load(dict(results))
+    labels[1].unlink()
+    with pytest.raises(FileNotFoundError, match=f'label {labels[1]} does not exist'):
+        load(dict(results, seg_map_path=str(labels[1])))
+
+
+def test_missing_val_label_stops_before_the_first_iteration(data, tmp_path, repo_root):
+    _, labels = files(data, 'val')
+    labels[1].unlink()
+    cfg = Config.fromfile(f'{repo_root}/configs/baseline/fpn_r18_demo_cityscapes.py')
+    for split in ('train', 'val', 'test'):
+        cfg[f'{split}_dataloader'].dataset.data_root = str(data)
+        cfg[f'{split}_dataloader'].num_workers = 0
+        cfg[f'{split}_dataloader'].persistent_workers = False
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(DataCheckError, match=f'label {labels[1]} does not exist'):
+        runner.train()
+    assert runner.iter == 0
+
+
+def test_check_data_tool(data, repo_root, capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('check_data_tool',
+                                                  f'{repo_root}/tools/check_data.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    _, labels = files(data, 'val')
+    labels[0].unlink()
+    config = f'{repo_root}/configs/baseline/fpn_r18_demo_cityscapes.py'
+    failed = tool.main([config, '--cfg-options', *[f'{s}_dataloader.dataset.data_root={data}'
+                                                   for s in ('train', 'val', 'test')]])
+    out = capsys.readouterr().out
+    assert failed == 1
+    assert 'train: 4 samples OK (full check)' in out
+    assert 'val: DemoCityscapesDataset' in out and f'label {labels[0]} does not exist' in out
+    assert 'test: same dataset as above' in out
+
+
+def test_labels_a_pipeline_does_not_read_are_not_checked(data):
+    _, labels = files(data, 'val')
+    labels[0].unlink()
+    assert len(build(data, split='val', pipeline=[dict(type='LoadImage')])) == 2
+    with pytest.raises(DataCheckError, match=f'label {labels[0]} does not exist'):
+        build(data, split='val', pipeline=[dict(type='LoadImage'), dict(type='LoadAnnotations')])
+
+
+def test_files_are_checked_once_per_machine(data, monkeypatch):
+    _, labels = files(data, 'val')
+    labels[0].unlink()
+    monkeypatch.setenv('LOCAL_RANK', '1')  # another process of a distributed run
+    assert len(build(data, split='val')) == 2
+    with pytest.raises(DataCheckError, match='has no samples'):  # emptiness: on every process
+        build(data, split='val', img_suffix='.jpg')
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    with pytest.raises(DataCheckError, match=f'label {labels[0]} does not exist'):
+        build(data, split='val')
