@@ -55,7 +55,9 @@ def model_state(repo_root):
 @pytest.fixture
 def evil(tmp_path, model_state, monkeypatch):
     """(checkpoint path, marker path): a real-looking checkpoint that runs code when unpickled."""
-    monkeypatch.delenv(TRUST_CHECKPOINTS_ENV, raising=False)
+    # setenv first, so that teardown also removes what --trust-checkpoint sets in-process
+    monkeypatch.setenv(TRUST_CHECKPOINTS_ENV, '')
+    monkeypatch.delenv(TRUST_CHECKPOINTS_ENV)
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pth'
     torch.save(dict(meta=dict(iter=1, epoch=0, payload=Payload(str(marker))),

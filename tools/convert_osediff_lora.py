@@ -20,6 +20,7 @@ import mmseg_rass  # noqa: E402,F401  (applies compat)
 from mmseg_rass.converters import convert_osediff_lora, load_reference_checkpoint  # noqa: E402
 from mmseg_rass.converters.osediff_lora import verify_scr_lora  # noqa: E402
 from mmseg_rass.lora import write_scr_lora  # noqa: E402
+from mmseg_rass.tools_entry import add_trust_checkpoint_argument, apply_trust_checkpoint  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -28,14 +29,14 @@ def parse_args(argv=None):
     parser.add_argument('out', help='output SCR LoRA file (.safetensors)')
     parser.add_argument('--arch', default='sd21', choices=['sd21', 'tiny'],
                         help='UNet/VAE architecture the adapters must fit (default sd21)')
-    parser.add_argument('--unsafe-unpickle', action='store_true',
-                        help='allow full unpickling (only for a file you trust)')
+    add_trust_checkpoint_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    ckpt = load_reference_checkpoint(args.src, args.unsafe_unpickle)
+    apply_trust_checkpoint(args.trust_checkpoint)
+    ckpt = load_reference_checkpoint(args.src)
     scr, report = convert_osediff_lora(ckpt, source=args.src)
     verify_scr_lora(scr, args.arch, source=args.src)
     write_scr_lora(args.out, scr)

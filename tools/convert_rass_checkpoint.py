@@ -18,6 +18,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_rass  # noqa: E402,F401  (applies compat, registers components)
+from mmseg_rass.tools_entry import add_trust_checkpoint_argument, apply_trust_checkpoint  # noqa: E402
 
 DEFAULT_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                           'configs/rass/rass_mask2former_ade20k_lq.py')
@@ -31,8 +32,7 @@ def parse_args(argv=None):
                         help='mmseg config the checkpoint is for (default: RASS + Mask2Former)')
     parser.add_argument('--arch', default='sd21', choices=['sd21', 'tiny'],
                         help='SD architecture of the target model (default SD2.1-base)')
-    parser.add_argument('--unsafe-unpickle', action='store_true',
-                        help='allow full unpickling (only for a file you trust)')
+    add_trust_checkpoint_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -49,14 +49,14 @@ def build_target(config, arch='sd21'):
         return MODELS.build(cfg.model)
 
 
-def convert(src, out, config=DEFAULT_CONFIG, arch='sd21', unsafe_unpickle=False):
+def convert(src, out, config=DEFAULT_CONFIG, arch='sd21'):
     """Convert ``src`` into ``out`` for ``config``; return (state dict, dropped counts)."""
     import torch
 
     from mmseg_rass.converters import convert_rass_state_dict, load_reference_checkpoint
     from mmseg_rass.converters.rass_detectron2 import target_shapes
     from mmseg_rass.lora import check_keys, check_shapes
-    ckpt = load_reference_checkpoint(src, unsafe_unpickle)
+    ckpt = load_reference_checkpoint(src)
     state = ckpt.get('model', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise ValueError(f'{src} holds no Detectron2 model state dict ({{"model": ...}})')
@@ -72,7 +72,8 @@ def convert(src, out, config=DEFAULT_CONFIG, arch='sd21', unsafe_unpickle=False)
 
 def main(argv=None):
     args = parse_args(argv)
-    mapped, dropped = convert(args.src, args.out, args.config, args.arch, args.unsafe_unpickle)
+    apply_trust_checkpoint(args.trust_checkpoint)
+    mapped, dropped = convert(args.src, args.out, args.config, args.arch)
     print(f'wrote {args.out}: {len(mapped)} tensors, every tensor of the model of '
           f'{osp.basename(args.config)} filled')
     for why, count in sorted(dropped.items()):

@@ -6,29 +6,34 @@ from collections import Counter
 import torch
 
 
-def load_reference_checkpoint(path, unsafe_unpickle=False):
+def load_reference_checkpoint(path):
     """Load a checkpoint written by a reference implementation (``torch.save``).
+
+    Read with ``weights_only=True`` (tensors and plain containers only) unless the user opted
+    in to full unpickling (``--trust-checkpoint`` / ``MMSEG_RASS_TRUST_CHECKPOINTS=1``, see
+    :func:`mmseg_rass.compat.trust_checkpoints`).
 
     Args:
         path (str): The file (``.pth`` / ``.pkl``).
-        unsafe_unpickle (bool): Allow full unpickling (arbitrary code from the file runs) when
-            the file holds more than tensors and plain containers. Default False: tensors only.
 
     Returns:
         object: What the file holds (on the CPU).
     """
+    from ..compat import TRUST_CHECKPOINT_FLAG, TRUST_CHECKPOINTS_ENV, trust_checkpoints
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint {path} not found')
+    trusted = trust_checkpoints()
     try:
-        return torch.load(path, map_location='cpu', weights_only=not unsafe_unpickle)
+        return torch.load(path, map_location='cpu', weights_only=not trusted)
     except Exception as err:
-        if unsafe_unpickle:
+        if trusted:
             raise
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         reason = next((line for line in lines if 'Unsupported global' in line), lines[0])
         raise ValueError(f'{path} cannot be read with weights_only=True ({reason}); it holds '
-                         'more than tensors and plain containers. If you trust the file, pass '
-                         '--unsafe-unpickle (full unpickling runs code from the file)') from err
+                         f'more than tensors and plain containers. If you trust the file, pass '
+                         f'{TRUST_CHECKPOINT_FLAG} (or set {TRUST_CHECKPOINTS_ENV}=1; full '
+                         'unpickling runs code from the file)') from err
 
 
 class KeyMapper:

@@ -107,5 +107,5 @@ def test_bad_pickles_fail_clearly(tool, tmp_path):
         convert_osediff_lora({'model': {}})
     evil = tmp_path / 'object.pkl'
     torch.save({'rank_unet': 4, 'obj': tmp_path}, evil)  # a pickled Python object
-    with pytest.raises(ValueError, match='weights_only=True.*--unsafe-unpickle'):
+    with pytest.raises(ValueError, match='weights_only=True.*--trust-checkpoint'):
         tool['main']([str(evil), str(tmp_path / 'x.safetensors')])
