@@ -2,8 +2,9 @@ from .restore_then_segment import RestoreThenSegment
 from .sam_distill_encoder_decoder import SAMDistillEncoderDecoder
 from .sam_distill_teacher import SAMDistillTeacher
 from .sam_prior_encoder_decoder import SAMPriorEncoderDecoder
+from .segsr import SegSR
 
 __all__ = [
     'RestoreThenSegment', 'SAMDistillEncoderDecoder', 'SAMDistillTeacher',
-    'SAMPriorEncoderDecoder'
+    'SAMPriorEncoderDecoder', 'SegSR'
 ]
