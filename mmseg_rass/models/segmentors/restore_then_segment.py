@@ -1,4 +1,6 @@
-"""Restore-then-segment (R2S): an SCR restorer followed by any mmseg segmentor."""
+"""Restore-then-segment (R2S): a restorer (SCR, SegSR) followed by any mmseg segmentor."""
+import inspect
+
 import torch
 from mmengine.model import BaseModel
 from mmengine.runner.checkpoint import load_checkpoint
@@ -18,7 +20,9 @@ class RestoreThenSegment(BaseModel):
     Evaluation only: train the restorer (``configs/scr/``) and the segmentor separately.
 
     A checkpoint passed to ``tools/test.py`` may be the plain segmentor's (its keys are mapped
-    under ``segmentor.``) or one of this model; the restorer's weights come from its LoRA file.
+    under ``segmentor.``) or one of this model; the restorer's weights come from its LoRA file
+    (SCR) or ``restorer_checkpoint`` (any restorer, e.g. a trained ``SegSR``). A restorer with a
+    ``restore_images(inputs, data_samples)`` method (``SegSR``) is called through it.
 
     Args:
         restorer (dict): Restorer config, e.g. ``dict(type='SCRRestorer',
@@ -26,6 +30,7 @@ class RestoreThenSegment(BaseModel):
             defaults to ``''`` (the empty prompt) so that no GT classes reach the restorer.
         segmentor (dict): Any mmseg segmentor config (with its ``data_preprocessor``).
         segmentor_checkpoint (str, optional): Segmentor weights loaded at build time.
+        restorer_checkpoint (str, optional): Restorer weights loaded (strictly) at build time.
         data_preprocessor (dict, optional): Turns the LQ batch into RGB in [-1, 1], padded to a
             multiple of 8 (the restorer's VAE); default ``SegDataPreProcessor`` with mean = std
             = 127.5.
@@ -36,6 +41,7 @@ class RestoreThenSegment(BaseModel):
                  restorer,
                  segmentor,
                  segmentor_checkpoint=None,
+                 restorer_checkpoint=None,
                  data_preprocessor=None,
                  init_cfg=None):
         if data_preprocessor is None:
@@ -46,8 +52,12 @@ class RestoreThenSegment(BaseModel):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         restorer = dict(restorer)
-        restorer.setdefault('test_prompt', '')
-        self.restorer = MODELS.build(restorer).requires_grad_(False)
+        if 'test_prompt' in inspect.signature(MODELS.get(restorer['type'])).parameters:
+            restorer.setdefault('test_prompt', '')
+        self.restorer = MODELS.build(restorer)
+        if restorer_checkpoint is not None:  # before freezing: strict about trainable keys
+            load_checkpoint(self.restorer, restorer_checkpoint, map_location='cpu', strict=True)
+        self.restorer.requires_grad_(False)
         self.segmentor = MODELS.build(segmentor)
         if segmentor_checkpoint is not None:
             load_checkpoint(self.segmentor, segmentor_checkpoint, map_location='cpu')
@@ -83,6 +93,8 @@ class RestoreThenSegment(BaseModel):
         Returns:
             Tensor: Restored images (B, 3, H, W), RGB in [-1, 1].
         """
+        if hasattr(self.restorer, 'restore_images'):
+            return self.restorer.restore_images(inputs, data_samples)
         text, _ = self.restorer.encode_prompts(data_samples, training=False)
         return self.restorer.restore(inputs, text)
 
