@@ -118,3 +118,15 @@ def test_condition_presence_and_missing_folder_are_clear_errors(srdm, plain, tmp
     with pytest.raises(FileNotFoundError, match=re.escape(str(missing)) + '/scheduler not found: '
                        '`pretrained_model_path` must be a local Stable Diffusion.*huggingface-cli'):
         MODELS.build(dict(type='SRDM', pretrained_model_path=str(missing)))
+
+
+def test_train_vae_makes_only_the_autoencoder_loss_reach_the_vae(plain):
+    img = torch.rand(1, 3, 32, 32) * 2 - 1
+    with pytest.raises(RuntimeError, match='needs train_vae=True'):
+        plain.reconstruction_loss(img)
+    model = _srdm(finetune='full', train_vae=True).train()
+    assert all(p.requires_grad for p in model.vae.parameters()) and model.vae.training
+    assert any(k.startswith('vae.') for k in model.state_dict())  # trained, so checkpointed
+    model.reconstruction_loss(img).backward()
+    assert model.vae.decoder.conv_out.weight.grad.abs().sum() > 0
+    assert not model.encode(img).requires_grad  # diffusion targets never shape the latents
