@@ -70,7 +70,8 @@ class SegSR(BaseSegmentor):
             ``srdm.train_vae``). Default 1.
         backbone_norm (dict, optional): ``mean``/``std`` (0-255 RGB) the backbone expects; the
             [-1, 1] input is renormalised to them. Default ImageNet; None feeds [-1, 1].
-        train_cfg, test_cfg (dict, optional): Kept for mmseg compatibility.
+        train_cfg (dict, optional): Passed to auxiliary heads.
+        test_cfg (dict, optional): Only ``mode='whole'`` (the whole image is sampled at once).
         data_preprocessor (dict, optional): Default ``SegSRDataPreProcessor``.
         init_cfg (dict, optional): mmengine init config.
     """
@@ -93,6 +94,10 @@ class SegSR(BaseSegmentor):
                  test_cfg=None,
                  data_preprocessor=None,
                  init_cfg=None):
+        if (test_cfg or {}).get('mode', 'whole') != 'whole':
+            raise ValueError(f'SegSR: test_cfg.mode={test_cfg["mode"]!r} is not supported; SegSR '
+                             "samples the whole image (mode='whole'; resize large images in the "
+                             'test pipeline)')
         if data_preprocessor is None:
             data_preprocessor = dict(type='SegSRDataPreProcessor')
         if isinstance(data_preprocessor, dict):

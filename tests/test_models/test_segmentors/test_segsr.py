@@ -30,7 +30,8 @@ def segsr_cfg(**kwargs):
                     mid_channels=8, norm_cfg=dict(type='GN', num_groups=4)),
         num_steps=2)
     for key, value in kwargs.items():
-        cfg[key] = dict(cfg[key], **value) if isinstance(value, dict) and key != 'bridge' else value
+        merge = isinstance(value, dict) and isinstance(cfg.get(key), dict) and key != 'bridge'
+        cfg[key] = dict(cfg[key], **value) if merge else value
     return cfg
 
 
@@ -182,6 +183,8 @@ def test_missing_sd_folder_and_wrong_num_classes_are_clear_errors(models, tmp_pa
     data = model.data_preprocessor(make_batch(num_classes=NUM_CLASSES + 3), True)
     with pytest.raises(ValueError, match=f'num_classes={NUM_CLASSES} .*model.segdm.num_classes'):
         model.loss(**data)
+    with pytest.raises(ValueError, match="test_cfg.mode='slide' is not supported"):
+        tiny_segsr(test_cfg=dict(mode='slide'))
     with pytest.raises(ValueError, match='bridge.num_classes=19 conflicts with 4'):
         tiny_segsr(bridge=dict(type='DualModalityBridge', num_classes=19))
 
