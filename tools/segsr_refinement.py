@@ -151,6 +151,7 @@ def plot(results, path):
         axes[1].plot(steps, [r['PSNR'] for r in rows], marker='o', label=res['name'])
     axes[1].axhline(results[0]['lq_psnr'], color='gray', linestyle='--', label='LQ input')
     for ax, what in zip(axes, ('mIoU (%)', 'PSNR of decoded ẑ0 (dB)')):
+        ax.set_xticks(range(1, len(results[0]['timesteps']) + 1))
         ax.set_xlabel('reverse step')
         ax.set_ylabel(what)
         ax.grid(alpha=0.3)
