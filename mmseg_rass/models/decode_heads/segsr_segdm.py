@@ -92,7 +92,8 @@ class SegDM(BaseModule):
         cond_channels (int): Channels of the bridge condition; 0 = none.
         num_time_blocks (int): Time-modulated residual conv blocks before the head. Default 2.
         learned_sinusoidal_dim (int): Sinusoidal features of the time embedding. Default 16.
-        sample_range (tuple[float]): Training time range of standalone use. Default (0, 0.999).
+        sample_range (tuple[float]): Time range of standalone sampling (:meth:`sample` goes from
+            the upper to the lower end); DDP trains on the same range. Default (0, 0.999).
         ignore_index (int): Label of ignored pixels. Default 255.
         norm_cfg (dict): Norm layers of the merge and time blocks. Default GroupNorm, 8 groups.
         init_cfg (dict, optional): mmengine init config.
