@@ -1,13 +1,15 @@
 """Count trainable vs total parameters of a segmentation config, per component, without weights.
 
-The model is built on the ``meta`` device (no memory, no weights read). A ``RASSBackbone`` that
-points to a local SD2.1-base folder is built from the folder's ``config.json`` files, or from
-the built-in SD2.1-base architecture when the folder is absent; its SCR LoRA file is not read
-(merging it changes no parameter count).
+The model is built on the ``meta`` device (no memory, no weights read). A ``RASSBackbone`` (or
+SegSR's ``SRDM``) that points to a local SD2.1-base folder is built from the folder's
+``config.json`` files, or from the built-in SD2.1-base architecture when the folder is absent;
+an SCR LoRA file is not read (merging it changes no parameter count).
 
     python tools/count_params.py configs/rass/rass_cityscapes_lq.py
+    python tools/count_params.py configs/segsr/segsr_sd21_cityscapes_lq.py
 """
 import argparse
+import contextlib
 import json
 import os.path as osp
 import sys
@@ -22,6 +24,8 @@ from mmseg.registry import MODELS  # noqa: E402
 
 RASS_PARTS = (('LoRA (segmentation)', '.lora_'), ('conv_in', 'unet.conv_in.'),
               ('projections', 'projections.'), ('UNet', 'unet.'), ('VAE encoder', 'vae_'))
+SRDM_PARTS = (('LoRA', '.lora_'), ('conv_in (widened)', 'unet.conv_in.'), ('UNet', 'unet.'),
+              ('VAE', 'vae.'))
 
 
 def _diffusers_config(path):
@@ -45,8 +49,15 @@ def rass_arch_from_folder(folder):
 
 
 def prepare_meta_cfg(cfg):
-    """Point a RASS backbone at an architecture instead of weights; return notes for the user."""
+    """Point a RASS backbone / SRDM at an architecture instead of weights; return notes."""
     notes = []
+    srdm = cfg.model.get('srdm') or {}
+    if srdm.get('type') == 'SRDM' and srdm.get('pretrained_model_path') is not None:
+        folder = srdm.pop('pretrained_model_path')
+        arch = rass_arch_from_folder(folder)
+        srdm['arch'] = arch or 'sd21'
+        notes.append(f'SRDM: architecture from {folder}' if arch else
+                     f'SRDM: {folder} not found, built-in SD2.1-base architecture used')
     backbone = cfg.model.get('backbone') or {}
     if backbone.get('type') != 'RASSBackbone':
         return notes
@@ -63,17 +74,37 @@ def prepare_meta_cfg(cfg):
     return notes
 
 
+@contextlib.contextmanager
+def _linspace_on_cpu():
+    """``torch.linspace`` on the CPU: backbones with stochastic depth (MiT, Swin) read its values
+    with ``.item()`` while being built, which meta tensors cannot do."""
+    linspace = torch.linspace
+
+    def cpu_linspace(*args, **kwargs):
+        kwargs.setdefault('device', 'cpu')
+        return linspace(*args, **kwargs)
+
+    torch.linspace = cpu_linspace
+    try:
+        yield
+    finally:
+        torch.linspace = linspace
+
+
 def count(model):
-    """Rows ``(component, trainable, total)`` and the total row; RASS backbones subdivided."""
+    """Rows ``(component, trainable, total)`` and the total row; RASS backbones and SRDMs
+    subdivided."""
     from mmseg_rass.models.backbones import RASSBackbone
+    from mmseg_rass.models.restorers import SRDM
     rows = []
     for name, child in model.named_children():
         params = list(child.named_parameters())
         if not params:
             continue
-        if isinstance(child, RASSBackbone):
+        parts = {RASSBackbone: RASS_PARTS, SRDM: SRDM_PARTS}.get(type(child))
+        if parts:
             left = dict(params)
-            for label, key in RASS_PARTS:
+            for label, key in parts:
                 part = {n: p for n, p in left.items() if key in n}
                 for n in part:
                     left.pop(n)
@@ -103,7 +134,7 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
     notes = prepare_meta_cfg(cfg)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    with torch.device('meta'):
+    with torch.device('meta'), _linspace_on_cpu():
         model = MODELS.build(cfg.model)
     rows, (trainable, total) = count(model)
     print(f'# {args.config} (built on the meta device)')

@@ -1,1 +1,2 @@
-from . import backbones, data_preprocessors, losses, necks, restorers, segmentors  # noqa: F401
+from . import (backbones, data_preprocessors, decode_heads, losses, necks, restorers,  # noqa: F401
+               segmentors)

@@ -1,4 +1,5 @@
 from .scr_data_preprocessor import SCRDataPreprocessor
 from .scr_restorer import SCRRestorer
+from .segsr_srdm import SRDM
 
-__all__ = ['SCRDataPreprocessor', 'SCRRestorer']
+__all__ = ['SCRDataPreprocessor', 'SCRRestorer', 'SRDM']

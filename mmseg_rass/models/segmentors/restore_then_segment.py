@@ -1,4 +1,6 @@
-"""Restore-then-segment (R2S): an SCR restorer followed by any mmseg segmentor."""
+"""Restore-then-segment (R2S): a restorer (SCR, SegSR) followed by any mmseg segmentor."""
+import inspect
+
 import torch
 from mmengine.model import BaseModel
 from mmengine.runner.checkpoint import load_checkpoint
@@ -10,8 +12,11 @@ _OWN_PREFIXES = ('restorer.', 'segmentor.', 'data_preprocessor.')
 def restorer_defaults(restorer):
     """The restorer config as R2S builds it: no GT classes in its prompt, no training losses."""
     restorer = dict(restorer)
-    restorer.setdefault('test_prompt', 'empty')
-    restorer.setdefault('lpips_weight', 0)  # evaluation only: no training losses
+    takes = inspect.signature(MODELS.get(restorer['type'])).parameters
+    if 'test_prompt' in takes:
+        restorer.setdefault('test_prompt', 'empty')
+    if 'lpips_weight' in takes:
+        restorer.setdefault('lpips_weight', 0)  # evaluation only: no training losses
     return restorer
 
 
@@ -20,13 +25,15 @@ class RestoreThenSegment(BaseModel):
     """The paper's R2S baseline: restore the LQ image with SCR, then segment the restored image.
 
     The restorer (``SCRRestorer`` with its LoRA file) is frozen; its weights never enter a
-    checkpoint (random-weight tiny restorers rebuild identically from their ``init_seed``). The restored image (RGB in
-    [-1, 1]) is cropped to each image's size, turned back into a 0-255 BGR image (rounded, as
+    checkpoint (random-weight tiny restorers rebuild identically from their ``init_seed``). The
+    restored image (RGB in [-1, 1]) is cropped to each image's size, turned back into a 0-255 BGR image (rounded, as
     if saved to disk) and fed through the segmentor's own data preprocessor and ``predict``.
     Evaluation only: train the restorer (``configs/scr/``) and the segmentor separately.
 
     A checkpoint passed to ``tools/test.py`` may be the plain segmentor's (its keys are mapped
-    under ``segmentor.``) or one of this model; the restorer's weights come from its LoRA file.
+    under ``segmentor.``) or one of this model; the restorer's weights come from its LoRA file
+    (SCR) or ``restorer_checkpoint`` (any restorer, e.g. a trained ``SegSR``). A restorer with a
+    ``restore_images(inputs, data_samples)`` method (``SegSR``) is called through it.
 
     Args:
         restorer (dict): Restorer config, e.g. ``dict(type='SCRRestorer',
@@ -34,7 +41,8 @@ class RestoreThenSegment(BaseModel):
             defaults to ``'empty'`` so that no GT classes reach the restorer, ``lpips_weight``
             to 0 (no training here).
         segmentor (dict): Any mmseg segmentor config (with its ``data_preprocessor``).
-        segmentor_checkpoint (str, optional): Segmentor weights loaded at build time.
+        segmentor_checkpoint (str, optional): Segmentor weights loaded (strictly) at build time.
+        restorer_checkpoint (str, optional): Restorer weights loaded (strictly) at build time.
         data_preprocessor (dict, optional): Turns the LQ batch into RGB in [-1, 1], padded to a
             multiple of 8 (the restorer's VAE); default ``SegDataPreProcessor`` with mean = std
             = 127.5.
@@ -45,6 +53,7 @@ class RestoreThenSegment(BaseModel):
                  restorer,
                  segmentor,
                  segmentor_checkpoint=None,
+                 restorer_checkpoint=None,
                  data_preprocessor=None,
                  init_cfg=None):
         if data_preprocessor is None:
@@ -54,10 +63,13 @@ class RestoreThenSegment(BaseModel):
         if isinstance(data_preprocessor, dict):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.restorer = MODELS.build(restorer_defaults(restorer)).requires_grad_(False)
+        self.restorer = MODELS.build(restorer_defaults(restorer))
+        if restorer_checkpoint is not None:  # before freezing: strict about trainable keys
+            load_checkpoint(self.restorer, restorer_checkpoint, map_location='cpu', strict=True)
+        self.restorer.requires_grad_(False)
         self.segmentor = MODELS.build(segmentor)
         if segmentor_checkpoint is not None:
-            load_checkpoint(self.segmentor, segmentor_checkpoint, map_location='cpu')
+            load_checkpoint(self.segmentor, segmentor_checkpoint, map_location='cpu', strict=True)
         self.register_load_state_dict_pre_hook(self._map_checkpoint_keys)
 
     def _map_checkpoint_keys(self, module, state_dict, prefix, local_metadata, *args):
@@ -90,6 +102,8 @@ class RestoreThenSegment(BaseModel):
         Returns:
             Tensor: Restored images (B, 3, H, W), RGB in [-1, 1].
         """
+        if hasattr(self.restorer, 'restore_images'):
+            return self.restorer.restore_images(inputs, data_samples)
         text, _ = self.restorer.encode_prompts(data_samples, training=False)
         return self.restorer.restore(inputs, text)
 

@@ -1,0 +1,23 @@
+# Restore-then-segment with SegSR as the restorer: the tiny SegSR demo restores each degraded
+# image (its joint reverse process, restored image only), then the FPN-R18 baseline trained on
+# clean images segments it. Evaluation only; the checkpoint given to tools/test.py is the
+# segmentor's, the restorer's comes from `restorer_checkpoint`:
+#   python tools/train.py configs/segsr/segsr_tiny_demo.py
+#   python tools/train.py configs/baseline/fpn_r18_demo_cityscapes.py --work-dir work_dirs/fpn_r18
+#   python tools/test.py configs/segsr/segsr_r2s_demo.py work_dirs/fpn_r18/iter_300.pth
+_base_ = ['../baseline/fpn_r18_demo_cityscapes.py', './_base_/segsr_tiny.py']
+model = dict(
+    _delete_=True,
+    type='RestoreThenSegment',
+    restorer={{_base_.segsr_model}},
+    restorer_checkpoint='work_dirs/segsr_tiny_demo/iter_400.pth',
+    segmentor={{_base_.model}})
+test_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='Degrade', preset='rass_x1', deterministic=True),
+    dict(type='Resize', scale=(512, 256), keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader

@@ -1,0 +1,3 @@
+from .segsr_segdm import SegDM
+
+__all__ = ['SegDM']
