@@ -12,12 +12,8 @@ model = dict(
     restorer={{_base_.segsr_model}},
     restorer_checkpoint='work_dirs/segsr_tiny_demo/iter_400.pth',
     segmentor={{_base_.model}})
-test_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='Degrade', preset='rass_x1', deterministic=True),
-    dict(type='Resize', scale=(512, 256), keep_ratio=True),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs'),
-]
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+# Evaluation on the LQ val split (DegradedDataset); the inherited test_pipeline stays clean.
+val_dataloader = dict(dataset=dict(
+    type='DegradedDataset', dataset_type='DemoCityscapesDataset',
+    degradation=dict(type='Degrade', preset='rass_x1')))
 test_dataloader = val_dataloader

@@ -23,15 +23,16 @@ train_pipeline = [
 # Restoration and segmentation at 512x1024 (the VAE at 1024x2048 needs far more memory); the
 # label map is loaded after the resize, so mIoU is measured at the full 1024x2048 (predictions
 # upsampled), PSNR/SSIM at 512x1024. The LQ image is seeded from the file name.
-test_pipeline = [
-    dict(type='LoadImage'),
+test_pipeline = [  # clean: the inference pipeline (DegradedDataset degrades for evaluation)
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(1024, 512), keep_ratio=True),
-    dict(type='Degrade', preset='rass_x1', deterministic=True, keep_hq=True),
     dict(type='LoadAnnotations'),
     dict(type='PackRestorationInputs'),
 ]
 train_dataloader = dict(batch_size=2, num_workers=4, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+val_dataloader = dict(dataset=dict(
+    type='DegradedDataset', dataset_type='CityscapesDataset', insert_after='Resize',
+    degradation=dict(type='Degrade', preset='rass_x1', keep_hq=True), pipeline=test_pipeline))
 test_dataloader = val_dataloader
 # One tools/test.py run: mIoU of SegDM's map and PSNR/SSIM of SRDM's image (LPIPS too with
 # `lpips_path`, a local lpips.LPIPS state dict).

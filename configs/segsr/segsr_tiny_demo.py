@@ -24,15 +24,18 @@ train_pipeline = [
     dict(type='Degrade', preset='rass_x1', keep_hq=True),
     dict(type='PackRestorationInputs'),
 ]
-# The LQ validation image is seeded from its file name: identical on every run and machine.
+# test_pipeline stays clean (inference on real low-quality photos: no clean image exists);
+# evaluation runs on the LQ val split (DegradedDataset: Degrade after loading, seeded from the
+# file name, identical on every run and machine; keep_hq: the clean image is the PSNR target).
 test_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='Degrade', preset='rass_x1', deterministic=True, keep_hq=True),
+    dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(type='PackRestorationInputs'),
 ]
 train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+val_dataloader = dict(dataset=dict(
+    type='DegradedDataset', dataset_type='DemoCityscapesDataset',
+    degradation=dict(type='Degrade', preset='rass_x1', keep_hq=True), pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = [dict(type='IoUMetric', iou_metrics=['mIoU']), dict(type='RestorationMetric')]
 test_evaluator = val_evaluator

@@ -19,12 +19,15 @@ def _type_name(step):
     return kind.split('.')[-1] if isinstance(kind, str) else None
 
 
-def degraded_pipeline(pipeline, degradation):
+def degraded_pipeline(pipeline, degradation, insert_after=None):
     """``pipeline`` with ``degradation`` (deterministic) inserted right after the image loading.
 
     Args:
         pipeline (list[dict]): a dataset pipeline config.
         degradation (dict): the transform config, ``Degrade`` arguments (``type`` optional).
+        insert_after (str, optional): the type of the step the degradation follows (its first
+            occurrence), e.g. ``'Resize'`` when a restorer's target (``Degrade(keep_hq=True)``)
+            must have the resized size; default the image loading step.
 
     Returns:
         list[dict]: a new pipeline (the same steps when it already holds exactly this
@@ -51,8 +54,15 @@ def degraded_pipeline(pipeline, degradation):
     if not loaders:
         raise ValueError(f'DegradedDataset: no {" or ".join(LOADING_TRANSFORMS)} step in the '
                          f'pipeline {names}: the degradation goes right after it')
+    if insert_after is None:
+        position = loaders[0]
+    elif insert_after in names:
+        position = names.index(insert_after)
+    else:
+        raise ValueError(f'DegradedDataset: insert_after={insert_after!r} names no step of the '
+                         f'pipeline {names}')
     pipeline = [copy.deepcopy(s) for s in pipeline]
-    pipeline.insert(loaders[0] + 1, step)
+    pipeline.insert(position + 1, step)
     return pipeline
 
 
@@ -70,13 +80,31 @@ def plain_dataset_cfg(dataset_cfg):
         return dataset_cfg, None
     cfg = dict(copy.deepcopy(dict(dataset_cfg)))
     cfg.pop('type')
+    cfg.pop('insert_after', None)
     degradation = cfg.pop('degradation')
     cfg['type'] = cfg.pop('dataset_type')
     return cfg, degradation
 
 
+def expanded_dataset_cfg(dataset_cfg):
+    """A ``DegradedDataset`` config as it builds: the wrapped type with the degraded pipeline.
+
+    Args:
+        dataset_cfg (dict): a dataset config (left untouched); any other type is returned as is.
+
+    Returns:
+        dict: the config of the wrapped dataset type, its pipeline holding the degradation.
+    """
+    plain, degradation = plain_dataset_cfg(dataset_cfg)
+    if degradation is None:
+        return dataset_cfg
+    return dict(plain, pipeline=degraded_pipeline(plain.get('pipeline', []), degradation,
+                                                  dataset_cfg.get('insert_after')))
+
+
 @DATASETS.register_module()
-def DegradedDataset(dataset_type, degradation, pipeline, **kwargs):  # noqa: N802 (a config type)
+def DegradedDataset(dataset_type, degradation, pipeline, insert_after=None,  # noqa: N802
+                    **kwargs):
     """Build ``dataset_type`` whose pipeline degrades every image right after loading.
 
     The degradation is deterministic (``Degrade(deterministic=True)``: seeded from each image's
@@ -89,10 +117,12 @@ def DegradedDataset(dataset_type, degradation, pipeline, **kwargs):  # noqa: N80
         dataset_type (str): the registered dataset type to build (``'CityscapesDataset'``...).
         degradation (dict): ``Degrade`` arguments, e.g. ``dict(preset='rass_x1')``.
         pipeline (list[dict]): the clean pipeline (``LoadImageFromFile``/``LoadImage`` first).
+        insert_after (str, optional): see :func:`degraded_pipeline` (default: after loading).
         **kwargs: the other arguments of ``dataset_type``.
 
     Returns:
         BaseSegDataset: an instance of ``dataset_type``.
     """
-    return DATASETS.build(dict(type=dataset_type, pipeline=degraded_pipeline(pipeline, degradation),
-                               **kwargs))
+    return DATASETS.build(expanded_dataset_cfg(dict(
+        type='DegradedDataset', dataset_type=dataset_type, degradation=degradation,
+        pipeline=pipeline, insert_after=insert_after, **kwargs)))

@@ -8,7 +8,7 @@ import mmcv
 from mmcv.transforms import Compose
 from mmseg.registry import DATASETS
 
-from ..datasets.degraded_dataset import degraded_pipeline, plain_dataset_cfg
+from ..datasets.degraded_dataset import expanded_dataset_cfg
 from .prior_io import (file_sha256, load_sam_prior, prior_path, save_sam_prior,
                        select_largest_masks, update_empty_priors, write_manifest)
 from .prior_source import IMAGE_SOURCE
@@ -78,10 +78,7 @@ def unwrap_dataset_cfg(dataset_cfg):
     ``DegradedDataset`` becomes its dataset with the ``Degrade`` step in the pipeline."""
     while 'dataset' in dataset_cfg:
         dataset_cfg = dataset_cfg['dataset']
-    plain, degradation = plain_dataset_cfg(dataset_cfg)
-    if degradation is not None:
-        dataset_cfg = dict(plain, pipeline=degraded_pipeline(plain.get('pipeline', []),
-                                                             degradation))
+    dataset_cfg = expanded_dataset_cfg(dataset_cfg)
     if 'datasets' in dataset_cfg:
         raise ValueError('ConcatDataset splits are not supported: run the tool per dataset')
     return dataset_cfg

@@ -10,7 +10,10 @@ from mmseg.registry import TRANSFORMS
 class PackRestorationInputs(PackSegInputs):
     """Pack like ``PackSegInputs`` and add ``results['hq_img']`` as ``data_sample.gt_hq_img``.
 
-    Use after ``Degrade(keep_hq=True)`` (LQ in ``img``, clean image in ``hq_img``).
+    Use after ``Degrade(keep_hq=True)`` (LQ in ``img``, clean image in ``hq_img``). Without
+    ``hq_img`` (inference on a real low-quality photo: no clean image exists) it packs like
+    ``PackSegInputs``; what needs the clean image (a restorer's loss, ``RestorationMetric``)
+    then fails naming what is missing.
 
     Args:
         meta_keys (tuple[str]): As ``PackSegInputs``.
@@ -19,10 +22,9 @@ class PackRestorationInputs(PackSegInputs):
     """
 
     def transform(self, results):
-        if 'hq_img' not in results:
-            raise KeyError(f'PackRestorationInputs needs results["hq_img"] for '
-                           f'{results.get("img_path")}: put Degrade(keep_hq=True) in the pipeline')
         packed = super().transform(results)
+        if 'hq_img' not in results:
+            return packed
         hq = np.ascontiguousarray(results['hq_img'].transpose(2, 0, 1))
         packed['data_samples'].gt_hq_img = PixelData(data=torch.from_numpy(hq))
         return packed

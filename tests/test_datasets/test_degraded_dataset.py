@@ -3,7 +3,8 @@ import pytest
 from mmengine.config import Config
 from mmseg.registry import DATASETS
 
-from mmseg_rass.datasets.degraded_dataset import degraded_pipeline, plain_dataset_cfg
+from mmseg_rass.datasets.degraded_dataset import (degraded_pipeline, expanded_dataset_cfg,
+                                                  plain_dataset_cfg)
 
 CLEAN = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(64, 32), keep_ratio=True),
          dict(type='LoadAnnotations'), dict(type='PackSegInputs')]
@@ -13,6 +14,21 @@ def test_degradation_goes_right_after_loading_and_is_deterministic():
     out = degraded_pipeline(CLEAN, dict(preset='rass_x1'))
     assert out[1] == dict(type='Degrade', preset='rass_x1', deterministic=True)
     assert out[0] == CLEAN[0] and out[2:] == CLEAN[1:] and len(CLEAN) == 4  # input untouched
+
+
+def test_insert_after_places_the_degradation_after_that_step():
+    # a restorer's HQ target (keep_hq) must have the size of the LQ image: degrade after Resize
+    out = degraded_pipeline(CLEAN, dict(preset='rass_x1', keep_hq=True), insert_after='Resize')
+    assert [s['type'] for s in out] == ['LoadImageFromFile', 'Resize', 'Degrade',
+                                        'LoadAnnotations', 'PackSegInputs']
+    with pytest.raises(ValueError, match=r"insert_after='RandomCrop' names no step"):
+        degraded_pipeline(CLEAN, dict(preset='rass_x1'), insert_after='RandomCrop')
+    cfg = dict(type='DegradedDataset', dataset_type='DemoCityscapesDataset', pipeline=CLEAN,
+               degradation=dict(preset='blur'), insert_after='Resize', data_root='x')
+    expanded = expanded_dataset_cfg(cfg)
+    assert expanded['type'] == 'DemoCityscapesDataset' and 'insert_after' not in expanded
+    assert [s['type'] for s in expanded['pipeline']][2] == 'Degrade'
+    assert plain_dataset_cfg(cfg)[0]['pipeline'] == CLEAN  # the clean dataset, for robustness
 
 
 def test_bad_degradations_are_refused():
