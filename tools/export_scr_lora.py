@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import mmseg_rass  # noqa: E402  (applies compat, registers SCRRestorer)
+import mmseg_rass  # noqa: E402,F401  (applies compat, registers SCRRestorer)
 from mmseg_rass.compat import UntrustedCheckpointError  # noqa: E402
 from mmseg_rass.tools_entry import add_trust_checkpoint_argument, apply_trust_checkpoint  # noqa: E402
 

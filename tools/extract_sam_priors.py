@@ -105,6 +105,8 @@ def main(argv=None):
         sys.exit(f'config {args.config} not found')
     if (args.prior_source == 'restorer') != bool(args.restorer_config):
         sys.exit('error: --prior-source restorer and --restorer-config go together')
+    if args.restorer_checkpoint and not args.restorer_config:
+        sys.exit('error: --restorer-checkpoint needs --prior-source restorer --restorer-config')
     if args.restorer_config and not osp.isfile(args.restorer_config):
         sys.exit(f'error: restorer config {args.restorer_config} not found')
     cfg = Config.fromfile(args.config)

@@ -1,5 +1,6 @@
 """Loading reference checkpoints safely and mapping their keys by explicit rules."""
 import os.path as osp
+import pickle
 import re
 from collections import Counter
 
@@ -25,7 +26,10 @@ def load_reference_checkpoint(path):
     trusted = trust_checkpoints()
     try:
         return torch.load(path, map_location='cpu', weights_only=not trusted)
-    except Exception as err:
+    except (RuntimeError, EOFError) as err:  # truncated or not a torch file
+        raise ValueError(f'cannot read checkpoint {path} ({err}): is it complete and written '
+                         'by torch.save?') from err
+    except pickle.UnpicklingError as err:  # what weights_only=True refuses
         if trusted:
             raise
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]

@@ -8,7 +8,7 @@ from mmengine import dist
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import AmpOptimWrapper, OptimWrapper, build_optim_wrapper
-from mmengine.runner import load_checkpoint
+from mmengine.runner.checkpoint import CheckpointLoader
 from mmseg.registry import HOOKS, MODELS
 
 CHECKPOINT_KEY = 'sam_distill_teacher'
@@ -40,7 +40,9 @@ class SAMDistillHook(Hook):
             ``[]`` keeps the teacher's learning rate constant.
         train_teacher (bool): train the teacher jointly (False keeps it frozen, e.g. with a
             pretrained ``teacher_checkpoint``).
-        teacher_checkpoint (str, optional): teacher weights to start from.
+        teacher_checkpoint (str, optional): teacher weights to start from, loaded strictly: a
+            checkpoint of a run with this hook (its ``'sam_distill_teacher'`` entry) or a file
+            of the teacher's state dict.
         save_teacher (bool): store the teacher in checkpoints (default True). Without it,
             ``--resume`` cannot continue the teacher.
         resume_without_teacher (bool): allow resuming from a checkpoint that holds no teacher
@@ -115,7 +117,7 @@ class SAMDistillHook(Hook):
         self.teacher = MODELS.build(self.teacher_cfg)
         self.teacher.init_weights()
         if self.teacher_checkpoint:
-            load_checkpoint(self.teacher, self.teacher_checkpoint, map_location='cpu')
+            self._load_teacher_checkpoint()
         self.teacher.to(device)
         if self.train_teacher:
             self._build_optimization(runner)
@@ -138,12 +140,26 @@ class SAMDistillHook(Hook):
                     'SAMDistillHook to accept a fresh teacher')
         student.attach_teacher(self.teacher)
 
-    def _restore(self, state):
-        missing, unexpected = self.teacher.load_state_dict(state['state_dict'], strict=False)
+    def _load_teacher_weights(self, state_dict, source):
+        """Load teacher weights strictly (only the frozen ``FROZEN_PREFIXES`` may be absent)."""
+        missing, unexpected = self.teacher.load_state_dict(state_dict, strict=False)
         wrong = [k for k in missing if not k.startswith(FROZEN_PREFIXES)] + list(unexpected)
         if wrong:
-            raise RuntimeError(f'SAMDistillHook: the checkpoint\'s teacher does not match the '
-                               f'configured teacher (missing/unexpected keys {wrong[:10]})')
+            raise RuntimeError(f'SAMDistillHook: {source} does not match the configured teacher '
+                               f'({len(wrong)} missing/unexpected keys, first: {wrong[:10]})')
+
+    def _load_teacher_checkpoint(self):
+        """Teacher weights from ``teacher_checkpoint``: a training checkpoint (its
+        ``'sam_distill_teacher'`` entry) or a file of the teacher's own state dict."""
+        checkpoint = CheckpointLoader.load_checkpoint(self.teacher_checkpoint, map_location='cpu')
+        if CHECKPOINT_KEY in checkpoint:
+            state = checkpoint[CHECKPOINT_KEY]['state_dict']
+        else:
+            state = checkpoint.get('state_dict', checkpoint)
+        self._load_teacher_weights(state, f'teacher_checkpoint {self.teacher_checkpoint}')
+
+    def _restore(self, state):
+        self._load_teacher_weights(state['state_dict'], "the resumed checkpoint's teacher")
         if self.teacher_optim is not None:
             if 'optimizer' not in state or \
                     len(state.get('param_schedulers', [])) != len(self.teacher_schedulers):

@@ -279,6 +279,25 @@ def posterior_latent(moments, sample, generator=None):
     return mean + (0.5 * logvar.clamp(-30.0, 20.0)).exp() * noise
 
 
+def x0_from_output(prediction_type, model_output, noisy_latent, alpha, owner):
+    """Clean-latent estimate ẑ0 from a UNet output at ᾱ_t ``alpha`` (broadcastable).
+
+    Args:
+        prediction_type (str): The scheduler's ``'epsilon'``, ``'v_prediction'`` or ``'sample'``.
+        model_output (Tensor): The UNet output.
+        noisy_latent (Tensor): z_t.
+        alpha (Tensor): ᾱ_t, shaped to broadcast with ``noisy_latent``.
+        owner (str): Model name for the error.
+    """
+    if prediction_type == 'epsilon':
+        return (noisy_latent - (1 - alpha).sqrt() * model_output) / alpha.sqrt()
+    if prediction_type == 'v_prediction':
+        return alpha.sqrt() * noisy_latent - (1 - alpha).sqrt() * model_output
+    if prediction_type == 'sample':
+        return model_output
+    raise ValueError(f'{owner}: scheduler prediction_type {prediction_type!r} is not supported')
+
+
 def evaluation_generator(device, seed=0):
     """A generator with a fixed seed, so that posterior sampling at evaluation is repeatable."""
     import torch

@@ -384,7 +384,7 @@ class PromptConditioner:
         ids = {}
         for source in self.sources.values():
             if isinstance(source, ClassNamesPrompt) and source.pooled:
-                self.pooled[id(source)] = self._pooled_context(source)
+                self.pooled[source.template] = self._pooled_context(source)
             for row in source.known_prompts(self.tokenizer, self.class_names):
                 ids.setdefault(_ids_key(row), row)
         missing = {k: v for k, v in ids.items() if k not in self.fixed and not self._stored(k)}
@@ -433,6 +433,15 @@ class PromptConditioner:
         device = next(self.text_encoder.parameters()).device
         return _to_cpu(self.text_encoder(input_ids=ids.to(device)).pooler_output[None].float())
 
+    def _pooled(self, source):
+        """(1, N, D) pooled class context of ``source`` (keyed by its template, so copies of
+        the conditioner keep it)."""
+        if source.template not in self.pooled:
+            raise RuntimeError(f'{self.owner}: the pooled class_names prompt with template '
+                               f'{source.template!r} was not prepared: call prepare() after '
+                               'changing prompt sources')
+        return self.pooled[source.template]
+
     def _lookup(self, ids):
         key = _ids_key(ids)
         if key in self.fixed:
@@ -462,7 +471,7 @@ class PromptConditioner:
         if source.per_image:
             raise ValueError(f'{self.owner}: the {use} prompt {source.kind!r} is per image')
         if isinstance(source, ClassNamesPrompt) and source.pooled:
-            return self.pooled[id(source)]
+            return self._pooled(source)
         ids, _ = source.prompts(self.tokenizer, self.class_names, [None])[0]
         return self._lookup(ids)[None]
 
@@ -477,7 +486,7 @@ class PromptConditioner:
         source = self.sources[use]
         if isinstance(source, ClassNamesPrompt) and source.pooled:
             positions = {k: [k] for k in range(len(self.class_names))}
-            context = self.pooled[id(source)].expand(len(data_samples), -1, -1)
+            context = self._pooled(source).expand(len(data_samples), -1, -1)
             return context.to(device), [positions] * len(data_samples)
         prompts = source.prompts(self.tokenizer, self.class_names, data_samples)
         context = torch.stack([self._lookup(ids) for ids, _ in prompts])

@@ -87,7 +87,8 @@ class RestorerPriorSource:
     @classmethod
     def from_config(cls, config, checkpoint=None, device='cpu'):
         """Build from a config file whose ``model`` is a restorer or has a ``restorer`` entry
-        (e.g. ``configs/scr/scr_tiny_demo.py`` or ``configs/rass/restore_then_segment_demo.py``).
+        (e.g. ``configs/scr/scr_tiny_demo.py`` or ``configs/rass/restore_then_segment_demo.py``);
+        without ``checkpoint``, a ``RestoreThenSegment`` config's ``restorer_checkpoint`` is used.
         """
         from mmengine.config import Config
         if not osp.isfile(config):
@@ -96,6 +97,8 @@ class RestorerPriorSource:
         if 'restorer' in cfg.model:  # as RestoreThenSegment builds it (its prompt defaults)
             from ..models.segmentors.restore_then_segment import restorer_defaults
             model = restorer_defaults(cfg.model.restorer.to_dict())
+            if checkpoint is None:
+                checkpoint = cfg.model.get('restorer_checkpoint')
         else:  # a restorer trained on its own: its dataset's class names, as SCRDatasetMetaHook
             model = cfg.model.to_dict()
             if model.get('class_names') is None and _takes_class_names(model):

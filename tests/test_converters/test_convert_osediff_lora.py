@@ -109,3 +109,8 @@ def test_bad_pickles_fail_clearly(tool, tmp_path):
     torch.save({'rank_unet': 4, 'obj': tmp_path}, evil)  # a pickled Python object
     with pytest.raises(ValueError, match='weights_only=True.*--trust-checkpoint'):
         tool['main']([str(evil), str(tmp_path / 'x.safetensors')])
+    truncated = tmp_path / 'truncated.pkl'
+    truncated.write_bytes(evil.read_bytes()[:200])  # damaged, not untrusted: no opt-in offered
+    with pytest.raises(ValueError, match=r'cannot read checkpoint .*truncated\.pkl') as info:
+        tool['main']([str(truncated), str(tmp_path / 'x.safetensors')])
+    assert '--trust-checkpoint' not in str(info.value)

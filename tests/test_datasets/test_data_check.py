@@ -1,7 +1,6 @@
 """Data checked when a dataset is built: each bad file named, before any training step."""
 import shutil
 
-import numpy as np
 import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner

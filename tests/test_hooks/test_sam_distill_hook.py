@@ -8,7 +8,9 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
+from mmseg.registry import MODELS
 
+from mmseg_rass.hooks import SAMDistillHook
 from mmseg_rass.models.losses import SGRLoss
 from mmseg_rass.models.necks.spf_neck import SPFUnit
 from mmseg_rass.models.segmentors import SAMCascadeTeacher
@@ -118,6 +120,19 @@ def test_neck_teacher_follows_run_is_checkpointed_and_resumes_exactly(
     assert set(ckpt['state_dict']) == set(runner.model.state_dict())
     torch.save(state, tmp_path / 'teacher_state.pth')
     torch.load(tmp_path / 'teacher_state.pth', weights_only=True)
+
+    # teacher_checkpoint: a run's checkpoint or the teacher's state dict, loaded strictly
+    for source in (ckpt_path, str(tmp_path / 'teacher_state.pth')):
+        hook = SAMDistillHook(cfg.custom_hooks[0].teacher, teacher_checkpoint=source)
+        hook.teacher = MODELS.build(hook.teacher_cfg)
+        hook._load_teacher_checkpoint()
+        for k, v in state['state_dict'].items():
+            assert torch.equal(hook.teacher.state_dict()[k], v), k
+    torch.save({'state_dict': ckpt['state_dict']}, tmp_path / 'student_only.pth')
+    hook.teacher_checkpoint = str(tmp_path / 'student_only.pth')
+    with pytest.raises(RuntimeError, match=r'teacher_checkpoint .*student_only\.pth does not '
+                       'match the configured teacher'):
+        hook._load_teacher_checkpoint()
 
     # resume from iteration 2 = the uninterrupted run, student and teacher
     resumed = cfg.copy()

@@ -1,4 +1,5 @@
 """Prompt sources (empty, class_names, gt, tags), the tag cache and cached text embeddings."""
+import copy
 import glob
 import os.path as osp
 import runpy
@@ -160,3 +161,19 @@ def test_class_names_need_a_prompt_that_uses_them():
         RASSBackbone(arch='tiny', out_channels=16, prompt='class_names')
     bb = RASSBackbone(arch='tiny', out_channels=16, prompt='class_names', class_names=CLASSES)
     assert bb.text_embeds.shape == (1, 77, 32) and not hasattr(bb, 'text_encoder')
+
+
+def test_pooled_class_context_survives_a_copy_of_the_model():
+    model = MODELS.build(dict(type='SCRRestorer', arch='tiny', class_names=CLASSES,
+                              lpips_weight=0, scl_loss=None,
+                              test_prompt=dict(type='class_names', pooled=True)))
+    model.eval()
+    batch = [_sample(), _sample()]
+    context, positions = model.encode_prompts(batch, training=False)
+    assert context.shape == (2, len(CLASSES), 32) and positions[0] == {0: [0], 1: [1], 2: [2]}
+    copied, _ = copy.deepcopy(model).encode_prompts(batch, training=False)
+    torch.testing.assert_close(copied, context)
+    model.prompts.sources['test'] = prompts.build_prompt_source(
+        dict(type='class_names', pooled=True, template='{}'))
+    with pytest.raises(RuntimeError, match="template '\\{\\}' was not prepared"):
+        model.encode_prompts(batch, training=False)

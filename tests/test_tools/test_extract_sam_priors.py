@@ -154,6 +154,12 @@ def test_priors_from_a_restorer(repo_root, demo_data_root, tmp_path, cached_mmse
     assert other.info['weights_sha256'] != source.info['weights_sha256']
     with pytest.raises(ValueError, match=r"differs in \['prior_source'\]"):
         _extract(cfg, out, prior_source=other)
+    # an R2S config's restorer_checkpoint is loaded: never a silently untrained restorer
+    r2s = tmp_path / 'r2s.py'
+    r2s.write_text(f"_base_ = ['{osp.join(repo_root, 'configs/segsr/segsr_r2s_demo.py')}']\n"
+                   f"model = dict(restorer_checkpoint='{tmp_path / 'none.pth'}')\n")
+    with pytest.raises(FileNotFoundError, match=r'restorer checkpoint .*none\.pth not found'):
+        RestorerPriorSource.from_config(str(r2s))
 
 
 def _load_tool(repo_root):
@@ -176,6 +182,9 @@ def test_cli(repo_root, demo_data_root, tmp_path, capsys, cached_mmseg_model_ind
     with pytest.raises(SystemExit, match='go together'):
         tool.main([config, '--out', str(tmp_path / 'p'), '--stand-in', '--prior-source',
                    'restorer'])
+    with pytest.raises(SystemExit, match='--restorer-checkpoint needs --prior-source'):
+        tool.main([config, '--out', str(tmp_path / 'p'), '--stand-in', '--restorer-checkpoint',
+                   str(tmp_path / 'r.pth')])
     with pytest.raises(SystemExit, match=r'restorer config .*none\.py not found'):
         tool.main([config, '--out', str(tmp_path / 'p'), '--stand-in', '--prior-source',
                    'restorer', '--restorer-config', str(tmp_path / 'none.py')])

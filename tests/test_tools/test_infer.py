@@ -155,8 +155,6 @@ def _shipped_configs(repo_root):
 
 NOT_SEGMENTORS = ('configs/scr/',)  # SCR restorers: image in, image out
 NEED_PRIORS = ('configs/spt/spt_',)  # SPT: SAM masks of each image at inference
-# Configs whose own test pipeline still degrades / uses LoadImage (owned by issue 13's work):
-# strict xfail, so the test says when they are fixed.
 SHIPPED = _shipped_configs(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 

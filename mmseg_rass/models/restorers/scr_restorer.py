@@ -11,7 +11,7 @@ from mmseg.registry import MODELS
 from ...lora import (REFERENCE_LORA_ALPHA, UNET_LORA_TARGETS, load_scr_lora, load_scr_lora_into,
                      make_lora_config, save_scr_lora, vae_encoder_lora_targets)
 from ..diffusion import (build_scheduler, build_text_encoder, build_unet, build_vae,
-                         evaluation_generator, posterior_latent, resolve_arch)
+                         evaluation_generator, posterior_latent, resolve_arch, x0_from_output)
 from ..prompts import PromptConditioner, build_prompt_source, resolve_class_names
 from ..trainable_state import save_trainable_only
 from .lpips_net import load_lpips
@@ -287,14 +287,8 @@ class SCRRestorer(BaseModel):
     def predict_x0(self, model_output, latent, t):
         """The scheduler step from timestep ``t`` (B, ) straight to t = 0 (clean latent)."""
         alpha = self.scheduler.alphas_cumprod.to(latent)[t].view(-1, 1, 1, 1)
-        kind = self.scheduler.config.prediction_type
-        if kind == 'epsilon':
-            return (latent - (1 - alpha).sqrt() * model_output) / alpha.sqrt()
-        if kind == 'v_prediction':
-            return alpha.sqrt() * latent - (1 - alpha).sqrt() * model_output
-        if kind == 'sample':
-            return model_output
-        raise ValueError(f'scheduler prediction_type {kind!r} is not supported')
+        return x0_from_output(self.scheduler.config.prediction_type, model_output, latent, alpha,
+                              'SCRRestorer')
 
     def attention_maps(self):
         """Recorded probabilities as a list of (B, heads, h, w, L), one per layer."""

@@ -8,7 +8,8 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
 from ...lora import UNET_LORA_TARGETS, make_lora_config
-from ..diffusion import build_scheduler, build_text_encoder, build_unet, build_vae, resolve_arch
+from ..diffusion import (build_scheduler, build_text_encoder, build_unet, build_vae,
+                         resolve_arch, x0_from_output)
 from ..trainable_state import save_trainable_only
 
 FINETUNE_MODES = ('lora', 'full')
@@ -224,15 +225,8 @@ class SRDM(BaseModule):
 
     def predict_x0(self, model_output, noisy_latent, timesteps):
         """Clean-latent estimate ẑ0 from the UNet output at ``timesteps`` (B,)."""
-        alpha = self._alpha(timesteps, noisy_latent)
-        kind = self.scheduler.config.prediction_type
-        if kind == 'epsilon':
-            return (noisy_latent - (1 - alpha).sqrt() * model_output) / alpha.sqrt()
-        if kind == 'v_prediction':
-            return alpha.sqrt() * noisy_latent - (1 - alpha).sqrt() * model_output
-        if kind == 'sample':
-            return model_output
-        raise ValueError(f'SRDM: scheduler prediction_type {kind!r} is not supported')
+        return x0_from_output(self.scheduler.config.prediction_type, model_output,
+                              noisy_latent, self._alpha(timesteps, noisy_latent), 'SRDM')
 
     def loss(self, model_output, latent, noise, timesteps):
         """Denoising MSE against the scheduler's target (ε, v or z0)."""
