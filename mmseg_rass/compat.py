@@ -203,6 +203,9 @@ def load_local_checkpoint(filename, map_location=None):
         if trusted:
             raise
         raise _refused(filename, e) from None
+    except (EOFError, RuntimeError) as e:  # truncated or not a torch file
+        raise RuntimeError(f'cannot read checkpoint {filename} ({e}): the file is damaged or '
+                           'not a torch checkpoint') from e
 
 
 def _safe_remote_loader(loader):

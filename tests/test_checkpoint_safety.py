@@ -211,3 +211,12 @@ def test_history_buffer_getattr_allows_only_its_methods(tmp_path):
     for obj, name in ((HistoryBuffer, '__init__'), (np.ndarray, 'tofile'), (torch, 'load')):
         with pytest.raises(Exception, match='not allowed in a checkpoint'):
             compat._history_buffer_getattr(obj, name)
+
+
+def test_damaged_checkpoint_is_named(tmp_path):
+    good = tmp_path / 'good.pth'
+    torch.save({'state_dict': {'w': torch.zeros(64)}}, good)
+    bad = tmp_path / 'truncated.pth'
+    bad.write_bytes(good.read_bytes()[:100])
+    with pytest.raises(RuntimeError, match=r'cannot read checkpoint .*truncated\.pth.*damaged'):
+        load_checkpoint(torch.nn.Linear(1, 1), str(bad))

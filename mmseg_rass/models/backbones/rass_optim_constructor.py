@@ -113,6 +113,9 @@ class RASSOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             LearningRateDecayOptimizerConstructor.add_params(self, params, model)
             return
         decay_rate = self.paramwise_cfg['decay_rate']
+        if self.base_wd is None:
+            raise ValueError('paramwise_cfg.decay_rate needs optimizer.weight_decay: set '
+                             'optim_wrapper.optimizer.weight_decay (0 for none)')
         num_layers = 2 + len(backbone.unet.down_blocks) + len(backbone.unet.up_blocks)
         groups = {}
         for name, param in model.named_parameters():

@@ -160,6 +160,10 @@ def test_layer_decay_errors_and_other_backbones():
         build_optim_wrapper(_model(), dict(
             constructor='RASSOptimWrapperConstructor', optimizer=dict(type='SGD', lr=0.1),
             paramwise_cfg=dict(decay_rate=0.9, custom_keys={'x': dict(lr_mult=0.1)})))
+    with pytest.raises(ValueError, match='decay_rate needs optimizer.weight_decay'):
+        build_optim_wrapper(_model(), dict(
+            constructor='RASSOptimWrapperConstructor', optimizer=dict(type='SGD', lr=0.1),
+            paramwise_cfg=dict(decay_rate=0.9)))
 
     class ConvNeXtStub(torch.nn.Module):  # mmseg's constructor decides by the class name
         def __init__(self):
