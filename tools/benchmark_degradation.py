@@ -1,16 +1,26 @@
-"""Speed of the degradation: ours vs. a faithful re-statement of the reference per-image pipeline.
+"""Speed of the degradation, side by side: basicsr 1.4.2's own functions vs. ``Degrade``.
 
-The reference is Real-ESRGAN's second-order degradation as RASS uses it, one image at a time:
-kernels built in numpy by basicsr's ``degradations.py`` functions in the dataset's
-``__getitem__``, then ``RealESRGANModel.feed_data`` in torch with basicsr's ``filter2D``,
-``random_add_*_noise_pt`` and ``DiffJPEG(differentiable=False)`` (basicsr 1.4.2 does not import
-with current torchvision, so the functions are re-stated below; the USM sharpening of the
-ground truth is left out of both). Ours is ``Degrade(preset='rass_x1')`` (random mode, float32)
-and, where CUDA exists, the batched ``DegradeSegDataPreProcessor`` path.
+The reference runs basicsr's code itself, loaded by path from its unpacked PyPI sdist (basicsr
+1.4.2 does not import with current torchvision: ``torchvision.transforms.functional_tensor`` is
+aliased to ``torchvision.transforms.functional``, nothing else is changed):
+``RealESRGANDataset.__getitem__``'s kernel part (``random_mixed_kernels``,
+``circular_lowpass_kernel``) then ``RealESRGANModel.feed_data``'s sequence (``filter2D``,
+``F.interpolate``, ``random_add_gaussian_noise_pt`` / ``random_add_poisson_noise_pt``,
+``DiffJPEG(differentiable=False)``), one image at a time, with the same preset parameters as
+ours. ``USMSharp`` of the ground truth is part of ``feed_data`` but not of ``Degrade``: it is
+left out of the like-for-like row and timed as its own row with ``--usm``.
 
-    python tools/benchmark_degradation.py [--num 10] [--height 512 --width 1024] [--threads 1]
+Ours: ``Degrade`` per image (random mode, float32) and the batched path
+(``DegradeSegDataPreProcessor.degrade`` for x1 presets, ``degrade_batch`` otherwise) on
+batches of ``--batch`` images, reported per image.
+
+    pip download basicsr==1.4.2 --no-deps --no-binary :all: --no-build-isolation -d /tmp/bsr
+    tar xzf /tmp/bsr/basicsr-1.4.2.tar.gz -C /tmp/bsr
+    python tools/benchmark_degradation.py --basicsr-src /tmp/bsr/basicsr-1.4.2 [--num 4]
+        [--height 512 --width 1024] [--threads 1] [--batch 8] [--preset rass_x1] [--usm]
 """
 import argparse
+import importlib.util
 import math
 import os.path as osp
 import random
@@ -20,250 +30,141 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import special
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-# ---------------------------------------------------------------- reference (basicsr re-stated)
-KERNEL_LIST = ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso',
-               'plateau_aniso']
-KERNEL_PROB = [0.45, 0.25, 0.12, 0.03, 0.12, 0.03]
-OPT = dict(resize_prob=[0.2, 0.7, 0.1], resize_range=[0.15, 1.5], gaussian_noise_prob=0.5,
-           noise_range=[1, 30], poisson_scale_range=[0.05, 3], gray_noise_prob=0.4,
-           jpeg_range=[30, 95], second_blur_prob=0.8, resize_prob2=[0.3, 0.4, 0.3],
-           resize_range2=[0.3, 1.2], gaussian_noise_prob2=0.5, noise_range2=[1, 25],
-           poisson_scale_range2=[0.05, 2.5], gray_noise_prob2=0.4, jpeg_range2=[30, 95], scale=1)
+BASICSR_VERSION = '1.4.2'
+BASICSR_FILES = dict(degradations='basicsr/data/degradations.py',
+                     img_process_util='basicsr/utils/img_process_util.py',
+                     diffjpeg='basicsr/utils/diffjpeg.py', version='basicsr/version.py')
+RESIZE_MODES = ['area', 'bilinear', 'bicubic']
 
 
-def _mesh_grid(k):
-    ax = np.arange(-k // 2 + 1., k // 2 + 1.)
-    xx, yy = np.meshgrid(ax, ax)
-    return np.hstack((xx.reshape((k * k, 1)), yy.reshape(k * k, 1))).reshape(k, k, 2)
+def load_basicsr(src):
+    """basicsr's degradation modules, loaded by path from an unpacked sdist.
+
+    Args:
+        src (str): the sdist's root (the folder holding ``basicsr/``).
+
+    Returns:
+        dict: module name → module (``degradations``, ``img_process_util``, ``diffjpeg``).
+    """
+    if not src:
+        raise SystemExit('benchmark_degradation: --basicsr-src is required (the unpacked '
+                         f'basicsr-{BASICSR_VERSION} sdist; see this script\'s docstring)')
+    for rel in BASICSR_FILES.values():
+        if not osp.isfile(osp.join(src, rel)):
+            raise SystemExit(f'benchmark_degradation: {osp.join(src, rel)} not found: '
+                             f'--basicsr-src must be the unpacked basicsr-{BASICSR_VERSION} '
+                             'sdist (the folder holding basicsr/)')
+    import torchvision.transforms.functional as tv_functional
+    sys.modules.setdefault('torchvision.transforms.functional_tensor', tv_functional)
+    mods = {}
+    for name, rel in BASICSR_FILES.items():
+        spec = importlib.util.spec_from_file_location(f'basicsr_ref_{name}', osp.join(src, rel))
+        mods[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mods[name])
+    if mods['version'].__version__ != BASICSR_VERSION:
+        raise SystemExit(f'benchmark_degradation: {src} holds basicsr '
+                         f'{mods["version"].__version__}, this benchmark is for '
+                         f'{BASICSR_VERSION}')
+    return mods
 
 
-def _sigma_matrix2(sx, sy, theta):
-    d = np.array([[sx ** 2, 0], [0, sy ** 2]])
-    u = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-    return np.dot(u, np.dot(d, u.T))
+def basicsr_opt(cfg):
+    """The Real-ESRGAN dataset/model options equal to one of our configs."""
+    opt = {k: cfg[k] for k in (
+        'kernel_list', 'kernel_prob', 'blur_sigma', 'betag_range', 'betap_range', 'sinc_prob',
+        'kernel_list2', 'kernel_prob2', 'blur_sigma2', 'betag_range2', 'betap_range2',
+        'sinc_prob2', 'final_sinc_prob', 'resize_prob', 'resize_range', 'gaussian_noise_prob',
+        'noise_range', 'poisson_scale_range', 'gray_noise_prob', 'jpeg_range',
+        'second_blur_prob', 'resize_prob2', 'resize_range2', 'gaussian_noise_prob2',
+        'noise_range2', 'poisson_scale_range2', 'gray_noise_prob2', 'jpeg_range2', 'scale')}
+    opt['kernel_range'] = list(range(int(cfg['kernel_range'][0]), int(cfg['kernel_range'][1]) + 1,
+                                     2))
+    return opt
 
 
-def _quad(k, sx, sy, theta):
-    grid = _mesh_grid(k)
-    inv = np.linalg.inv(_sigma_matrix2(sx, sy, theta))
-    return np.sum(np.dot(grid, inv) * grid, 2)
+class BasicsrDegradation:
+    """``RealESRGANDataset`` kernels + ``RealESRGANModel.feed_data`` on one image, basicsr code."""
 
+    def __init__(self, mods, opt, usm=False):
+        self.deg, self.opt = mods['degradations'], opt
+        self.filter2d = mods['img_process_util'].filter2D
+        self.jpeger = mods['diffjpeg'].DiffJPEG(differentiable=False)
+        self.usm = mods['img_process_util'].USMSharp() if usm else None
 
-def _random_kernel(k, sigma, betag=(0.5, 4), betap=(1, 2)):
-    kernel_type = random.choices(KERNEL_LIST, KERNEL_PROB)[0]
-    sx = np.random.uniform(*sigma)
-    if kernel_type.endswith('aniso'):
-        sy, theta = np.random.uniform(*sigma), np.random.uniform(-math.pi, math.pi)
-    else:
-        sy, theta = sx, 0
-    q = _quad(k, sx, sy, theta)
-    if kernel_type.startswith('generalized'):
-        b = np.random.uniform(betag[0], 1) if np.random.uniform() < 0.5 else np.random.uniform(
-            1, betag[1])
-        kernel = np.exp(-0.5 * np.power(q, b))
-    elif kernel_type.startswith('plateau'):
-        b = np.random.uniform(betap[0], 1) if np.random.uniform() < 0.5 else np.random.uniform(
-            1, betap[1])
-        kernel = np.reciprocal(np.power(q, b) + 1)
-    else:
-        kernel = np.exp(-0.5 * q)
-    return kernel / np.sum(kernel)
-
-
-def _circular_lowpass_kernel(cutoff, k, pad_to=0):
-    c = (k - 1) / 2
-    with np.errstate(divide='ignore', invalid='ignore'):
-        kernel = np.fromfunction(
-            lambda x, y: cutoff * special.j1(cutoff * np.sqrt((x - c) ** 2 + (y - c) ** 2)) /
-            (2 * np.pi * np.sqrt((x - c) ** 2 + (y - c) ** 2)), [k, k])
-    kernel[(k - 1) // 2, (k - 1) // 2] = cutoff ** 2 / (4 * np.pi)
-    kernel = kernel / np.sum(kernel)
-    if pad_to > k:
-        p = (pad_to - k) // 2
-        kernel = np.pad(kernel, ((p, p), (p, p)))
-    return kernel
-
-
-def reference_kernels():
-    """RealESRGANDataset.__getitem__'s kernel part (kernel1, kernel2, sinc_kernel)."""
-    out = []
-    for sigma in ((0.2, 3), (0.2, 1.5)):
-        k = random.choice(range(7, 22, 2))
-        if np.random.uniform() < 0.1:
-            omega = np.random.uniform(np.pi / 3 if k < 13 else np.pi / 5, np.pi)
-            kernel = _circular_lowpass_kernel(omega, k)
+    def _kernel(self, suffix, sinc_prob):
+        o, size = self.opt, random.choice(self.opt['kernel_range'])
+        if np.random.uniform() < sinc_prob:
+            omega_c = np.random.uniform(np.pi / 3 if size < 13 else np.pi / 5, np.pi)
+            kernel = self.deg.circular_lowpass_kernel(omega_c, size, pad_to=False)
         else:
-            kernel = _random_kernel(k, sigma)
-        p = (21 - k) // 2
-        out.append(torch.FloatTensor(np.pad(kernel, ((p, p), (p, p)))))
-    if np.random.uniform() < 0.8:
-        k = random.choice(range(7, 22, 2))
-        out.append(torch.FloatTensor(_circular_lowpass_kernel(np.random.uniform(np.pi / 3, np.pi),
-                                                              k, pad_to=21)))
-    else:
-        pulse = torch.zeros(21, 21)
-        pulse[10, 10] = 1
-        out.append(pulse)
-    return out
+            kernel = self.deg.random_mixed_kernels(
+                o['kernel_list' + suffix], o['kernel_prob' + suffix], size,
+                o['blur_sigma' + suffix], o['blur_sigma' + suffix], [-math.pi, math.pi],
+                o['betag_range' + suffix], o['betap_range' + suffix], noise_range=None)
+        pad = (21 - size) // 2
+        return torch.FloatTensor(np.pad(kernel, ((pad, pad), (pad, pad))))
+
+    def kernels(self):
+        """``RealESRGANDataset.__getitem__``'s kernel1, kernel2 and sinc_kernel."""
+        k1 = self._kernel('', self.opt['sinc_prob'])
+        k2 = self._kernel('2', self.opt['sinc_prob2'])
+        if np.random.uniform() < self.opt['final_sinc_prob']:
+            size = random.choice(self.opt['kernel_range'])
+            sinc = torch.FloatTensor(self.deg.circular_lowpass_kernel(
+                np.random.uniform(np.pi / 3, np.pi), size, pad_to=21))
+        else:
+            sinc = torch.zeros(21, 21)
+            sinc[10, 10] = 1
+        return k1[None], k2[None], sinc[None]
+
+    def _resize_scale(self, suffix):
+        way = random.choices(['up', 'down', 'keep'], self.opt['resize_prob' + suffix])[0]
+        lo, hi = self.opt['resize_range' + suffix]
+        return {'up': lambda: np.random.uniform(1, hi), 'down': lambda: np.random.uniform(lo, 1),
+                'keep': lambda: 1}[way]()
+
+    def _noise(self, out, suffix):
+        o = self.opt
+        if np.random.uniform() < o['gaussian_noise_prob' + suffix]:
+            return self.deg.random_add_gaussian_noise_pt(
+                out, sigma_range=o['noise_range' + suffix], clip=True, rounds=False,
+                gray_prob=o['gray_noise_prob' + suffix])
+        return self.deg.random_add_poisson_noise_pt(
+            out, scale_range=o['poisson_scale_range' + suffix],
+            gray_prob=o['gray_noise_prob' + suffix], clip=True, rounds=False)
+
+    def _jpeg(self, out, suffix):
+        quality = out.new_zeros(out.size(0)).uniform_(*self.opt['jpeg_range' + suffix])
+        return self.jpeger(torch.clamp(out, 0, 1), quality=quality)
+
+    def __call__(self, gt):
+        """(1, 3, H, W) RGB float image in [0, 1] → LQ image (``feed_data``'s ``self.lq``)."""
+        k1, k2, sinc = self.kernels()
+        h, w = gt.shape[2:4]
+        s = self.opt['scale']
+        out = self.filter2d(self.usm(gt) if self.usm is not None else gt, k1)
+        out = F.interpolate(out, scale_factor=self._resize_scale(''),
+                            mode=random.choice(RESIZE_MODES))
+        out = self._jpeg(self._noise(out, ''), '')
+        if np.random.uniform() < self.opt['second_blur_prob']:
+            out = self.filter2d(out, k2)
+        r2 = self._resize_scale('2')
+        out = F.interpolate(out, size=(int(h / s * r2), int(w / s * r2)),
+                            mode=random.choice(RESIZE_MODES))
+        out = self._noise(out, '2')
+        if np.random.uniform() < 0.5:
+            out = F.interpolate(out, size=(h // s, w // s), mode=random.choice(RESIZE_MODES))
+            out = self._jpeg(self.filter2d(out, sinc), '2')
+        else:
+            out = self._jpeg(out, '2')
+            out = F.interpolate(out, size=(h // s, w // s), mode=random.choice(RESIZE_MODES))
+            out = self.filter2d(out, sinc)
+        return torch.clamp((out * 255.0).round(), 0, 255) / 255.
 
 
-def ref_filter2d(img, kernel):
-    k = kernel.size(-1)
-    b, c, h, w = img.size()
-    img = F.pad(img, (k // 2, k // 2, k // 2, k // 2), mode='reflect')
-    ph, pw = img.size()[-2:]
-    if kernel.size(0) == 1:
-        return F.conv2d(img.view(b * c, 1, ph, pw), kernel.view(1, 1, k, k)).view(b, c, h, w)
-    img = img.view(1, b * c, ph, pw)
-    kernel = kernel.view(b, 1, k, k).repeat(1, c, 1, 1).view(b * c, 1, k, k)
-    return F.conv2d(img, kernel, groups=b * c).view(b, c, h, w)
-
-
-def _rgb_to_gray(img):
-    return (0.299 * img[:, 0:1] + 0.587 * img[:, 1:2] + 0.114 * img[:, 2:3])
-
-
-def ref_gaussian_noise(img, sigma_range, gray_prob):
-    b = img.size(0)
-    sigma = (torch.rand(b, dtype=img.dtype) * (sigma_range[1] - sigma_range[0]) +
-             sigma_range[0]).view(b, 1, 1, 1)
-    gray = (torch.rand(b, dtype=img.dtype) < gray_prob).float().view(b, 1, 1, 1)
-    noise_gray = None
-    if torch.sum(gray) > 0:
-        noise_gray = (torch.randn(*img.size()[2:4], dtype=img.dtype) * sigma / 255.).view(
-            b, 1, *img.shape[2:])
-    noise = torch.randn(*img.size(), dtype=img.dtype) * sigma / 255.
-    if noise_gray is not None:
-        noise = noise * (1 - gray) + noise_gray * gray
-    return torch.clamp(img + noise, 0, 1)
-
-
-def ref_poisson_noise(img, scale_range, gray_prob):
-    b = img.size(0)
-    scale = (torch.rand(b, dtype=img.dtype) * (scale_range[1] - scale_range[0]) +
-             scale_range[0]).view(b, 1, 1, 1)
-    gray = (torch.rand(b, dtype=img.dtype) < gray_prob).float().view(b, 1, 1, 1)
-    noise_gray = None
-    if torch.sum(gray) > 0:
-        img_gray = torch.clamp((_rgb_to_gray(img) * 255.0).round(), 0, 255) / 255.
-        vals = [2 ** np.ceil(np.log2(len(torch.unique(img_gray[i])))) for i in range(b)]
-        vals = img_gray.new_tensor(vals).view(b, 1, 1, 1)
-        noise_gray = (torch.poisson(img_gray * vals) / vals - img_gray).expand(b, 3, *img.shape[2:])
-    q = torch.clamp((img * 255.0).round(), 0, 255) / 255.
-    vals = [2 ** np.ceil(np.log2(len(torch.unique(q[i])))) for i in range(b)]
-    vals = q.new_tensor(vals).view(b, 1, 1, 1)
-    noise = torch.poisson(q * vals) / vals - q
-    if noise_gray is not None:
-        noise = noise * (1 - gray) + noise_gray * gray
-    return torch.clamp(img + noise * scale, 0, 1)
-
-
-_Y_TABLE = torch.tensor([[16, 11, 10, 16, 24, 40, 51, 61], [12, 12, 14, 19, 26, 58, 60, 55],
-                         [14, 13, 16, 24, 40, 57, 69, 56], [14, 17, 22, 29, 51, 87, 80, 62],
-                         [18, 22, 37, 56, 68, 109, 103, 77], [24, 35, 55, 64, 81, 104, 113, 92],
-                         [49, 64, 78, 87, 103, 121, 120, 101],
-                         [72, 92, 95, 98, 112, 100, 103, 99]], dtype=torch.float32).T
-_C_TABLE = torch.full((8, 8), 99.)
-_C_TABLE[:4, :4] = torch.tensor([[17, 18, 24, 47], [18, 21, 26, 66], [24, 26, 56, 99],
-                                 [47, 66, 99, 99]], dtype=torch.float32).T
-
-
-def _dct_tensor():
-    t = np.zeros((8, 8, 8, 8), dtype=np.float32)
-    for x, y, u, v in np.ndindex(8, 8, 8, 8):
-        t[x, y, u, v] = np.cos((2 * x + 1) * u * np.pi / 16) * np.cos((2 * y + 1) * v * np.pi / 16)
-    alpha = np.array([1. / np.sqrt(2)] + [1] * 7)
-    return torch.from_numpy(t), torch.from_numpy(np.outer(alpha, alpha).astype(np.float32))
-
-
-_DCT, _ALPHA = _dct_tensor()
-_IDCT = _DCT.permute(2, 3, 0, 1).contiguous()  # idct[x, y, u, v] = dct[u, v, x, y]
-
-
-def ref_diffjpeg(x, quality):
-    """basicsr's DiffJPEG(differentiable=False): (B, 3, H, W) RGB in [0, 1], quality (B,)."""
-    b = x.size(0)
-    q = quality.view(b, 1, 1, 1)
-    factor = torch.where(q < 50, 5000. / q, 200. - q * 2) / 100.
-    h, w = x.shape[-2:]
-    hp, wp = (16 - h % 16) % 16, (16 - w % 16) % 16
-    x = F.pad(x, (0, wp, 0, hp), mode='constant', value=0)
-    img = (x * 255).permute(0, 2, 3, 1)
-    m = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5],
-                      [0.5, -0.418688, -0.081312]], dtype=torch.float32).T
-    ycc = torch.tensordot(img, m, dims=1) + torch.tensor([0., 128., 128.])
-    ycc = ycc.permute(0, 3, 1, 2)
-    chans = [ycc[:, 0]] + [F.avg_pool2d(ycc[:, i:i + 1], 2, 2, count_include_pad=False)[:, 0]
-                           for i in (1, 2)]
-    rec = []
-    for i, ch in enumerate(chans):
-        hh, ww = ch.shape[-2:]
-        blocks = ch.view(b, hh // 8, 8, -1, 8).transpose(2, 3).contiguous().view(b, -1, 8, 8)
-        coef = _ALPHA * 0.25 * torch.tensordot(blocks - 128, _DCT, dims=2)
-        table = (_Y_TABLE if i == 0 else _C_TABLE).expand(b, 1, 8, 8) * factor
-        coef = torch.round(coef / table) * table
-        blocks = 0.25 * torch.tensordot(coef * _ALPHA, _IDCT, dims=2) + 128
-        ch = blocks.view(b, hh // 8, ww // 8, 8, 8).permute(0, 1, 3, 2, 4).contiguous().view(
-            b, hh, ww)
-        if i:
-            ch = ch.unsqueeze(-1).repeat(1, 1, 2, 2).view(b, hh * 2, ww * 2)
-        rec.append(ch)
-    ycc = torch.stack(rec, -1) + torch.tensor([0., -128., -128.])
-    mi = torch.tensor([[1., 0., 1.402], [1, -0.344136, -0.714136], [1, 1.772, 0]],
-                      dtype=torch.float32).T
-    out = torch.tensordot(ycc, mi, dims=1).permute(0, 3, 1, 2)
-    out = torch.min(255 * torch.ones_like(out), torch.max(torch.zeros_like(out), out)) / 255
-    return out[:, :, :h, :w]
-
-
-def _noise(out, suffix):
-    if np.random.uniform() < OPT['gaussian_noise_prob' + suffix]:
-        return ref_gaussian_noise(out, OPT['noise_range' + suffix], OPT['gray_noise_prob' + suffix])
-    return ref_poisson_noise(out, OPT['poisson_scale_range' + suffix],
-                             OPT['gray_noise_prob' + suffix])
-
-
-def _scale(probs, rng):
-    way = random.choices(['up', 'down', 'keep'], probs)[0]
-    return {'up': lambda: np.random.uniform(1, rng[1]),
-            'down': lambda: np.random.uniform(rng[0], 1), 'keep': lambda: 1}[way]()
-
-
-def reference_degrade(gt):
-    """RealESRGANModel.feed_data for one (1, 3, H, W) RGB image in [0, 1] (USM left out)."""
-    k1, k2, sinc = reference_kernels()
-    h, w = gt.shape[2:4]
-    out = ref_filter2d(gt, k1[None])
-    out = F.interpolate(out, scale_factor=_scale(OPT['resize_prob'], OPT['resize_range']),
-                        mode=random.choice(['area', 'bilinear', 'bicubic']))
-    out = _noise(out, '')
-    jpeg_p = out.new_zeros(out.size(0)).uniform_(*OPT['jpeg_range'])
-    out = ref_diffjpeg(torch.clamp(out, 0, 1), jpeg_p)
-    if np.random.uniform() < OPT['second_blur_prob']:
-        out = ref_filter2d(out, k2[None])
-    s = _scale(OPT['resize_prob2'], OPT['resize_range2'])
-    out = F.interpolate(out, size=(int(h / OPT['scale'] * s), int(w / OPT['scale'] * s)),
-                        mode=random.choice(['area', 'bilinear', 'bicubic']))
-    out = _noise(out, '2')
-    size = (h // OPT['scale'], w // OPT['scale'])
-    if np.random.uniform() < 0.5:
-        out = F.interpolate(out, size=size, mode=random.choice(['area', 'bilinear', 'bicubic']))
-        out = ref_filter2d(out, sinc[None])
-        jpeg_p = out.new_zeros(out.size(0)).uniform_(*OPT['jpeg_range2'])
-        out = ref_diffjpeg(torch.clamp(out, 0, 1), jpeg_p)
-    else:
-        jpeg_p = out.new_zeros(out.size(0)).uniform_(*OPT['jpeg_range2'])
-        out = ref_diffjpeg(torch.clamp(out, 0, 1), jpeg_p)
-        out = F.interpolate(out, size=size, mode=random.choice(['area', 'bilinear', 'bicubic']))
-        out = ref_filter2d(out, sinc[None])
-    return torch.clamp((out * 255.0).round(), 0, 255) / 255.
-
-
-# ---------------------------------------------------------------------------------- benchmark
 def _scene(h, w, seed=0):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]
@@ -275,60 +176,84 @@ def _scene(h, w, seed=0):
     return img.round().clip(0, 255).astype(np.uint8)
 
 
-def _time(fn, num, warmup=1):
-    for _ in range(warmup):
-        fn()
+def _seconds(fn, calls):
     t0 = time.perf_counter()
-    for _ in range(num):
+    for _ in range(calls):
         fn()
-    return num / (time.perf_counter() - t0)
+    return time.perf_counter() - t0
 
 
-def main():
+def batched_fn(preset, batch):
+    """Our batched path on ``batch``: (3, H, W) uint8 tensors → degraded images."""
+    from mmseg_rass.models.data_preprocessors import DegradeSegDataPreProcessor
+    from mmseg_rass.transforms.degradation_pipeline import (degrade_batch, make_config,
+                                                            sample_params)
+    cfg = make_config(preset)
+    if cfg['scale'] == 1:
+        pre = DegradeSegDataPreProcessor(degradation=dict(preset=preset))
+        return lambda: pre.degrade(batch), 'DegradeSegDataPreProcessor.degrade'
+
+    def run():
+        params = [sample_params(cfg, np.random.default_rng(np.random.randint(0, 2 ** 63 - 1)))
+                  for _ in batch]
+        return degrade_batch(torch.stack(batch), params, cfg)
+    return run, 'degrade_batch'
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--num', type=int, default=10, help='images per timed run')
+    parser.add_argument('--basicsr-src', help='unpacked basicsr-1.4.2 sdist (holds basicsr/)')
+    parser.add_argument('--preset', default='rass_x1', choices=['rass_x1', 'realesrgan_x4'])
+    parser.add_argument('--num', type=int, default=4, help='images per side per repeat')
     parser.add_argument('--height', type=int, default=512)
     parser.add_argument('--width', type=int, default=1024)
-    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (both sides)')
+    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (all sides)')
+    parser.add_argument('--batch', type=int, default=8, help='batch of the batched path')
     parser.add_argument('--repeats', type=int, default=3, help='alternating runs; best is kept')
-    parser.add_argument('--cuda-batch', type=int, default=32)
-    parser.add_argument('--cuda-size', type=int, default=512)
-    args = parser.parse_args()
+    parser.add_argument('--usm', action='store_true',
+                        help='also time basicsr with USMSharp of the input, as feed_data runs')
+    args = parser.parse_args(argv)
+    mods = load_basicsr(args.basicsr_src)
     torch.set_num_threads(args.threads)
     import mmseg_rass  # noqa: F401
     from mmseg_rass.transforms import Degrade
+    from mmseg_rass.transforms.degradation_pipeline import make_config
 
     img = _scene(args.height, args.width)
     rgb = torch.from_numpy(img[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255.
-    ours = Degrade(preset='rass_x1')
-    random.seed(0)
-    np.random.seed(0)
-    torch.manual_seed(0)
-    ref_ips, our_ips = [], []
-    for _ in range(args.repeats):  # alternate so load changes hit both sides alike
-        ref_ips.append(_time(lambda: reference_degrade(rgb), args.num))
-        our_ips.append(_time(lambda: ours(dict(img=img, img_path='x.png')), args.num))
-    print(f'CPU, {args.height}x{args.width}, {args.threads} thread(s), {args.num} images x '
-          f'{args.repeats} alternating runs (best):')
-    print(f'  reference per-image (basicsr re-stated, DiffJPEG): {max(ref_ips):7.2f} images/s '
-          f'(runs: {", ".join(f"{v:.2f}" for v in ref_ips)})')
-    print(f'  mmseg_rass Degrade (per-image, OpenCV JPEG):     {max(our_ips):7.2f} images/s '
-          f'(runs: {", ".join(f"{v:.2f}" for v in our_ips)})')
-    print(f'  speed-up: {max(our_ips) / max(ref_ips):.2f}x')
-    if torch.cuda.is_available():
-        from mmseg_rass.models.data_preprocessors import DegradeSegDataPreProcessor
-        pre = DegradeSegDataPreProcessor(size=(args.cuda_size, args.cuda_size))
-        sq = torch.from_numpy(_scene(args.cuda_size, args.cuda_size)).permute(2, 0, 1)
-        batch = [sq.cuda()] * args.cuda_batch
-
-        def run():
-            pre.degrade(batch)
-            torch.cuda.synchronize()
-        ips = _time(run, 5) * args.cuda_batch
-        print(f'CUDA {torch.cuda.get_device_name()}, {args.cuda_size}x{args.cuda_size}, batch '
-              f'{args.cuda_batch}: {ips:.1f} images/s (DegradeSegDataPreProcessor.degrade)')
-    else:
-        print('CUDA: not available, batched GPU path not measured')
+    opt = basicsr_opt(make_config(args.preset))
+    ours = Degrade(preset=args.preset)
+    batch_run, batch_name = batched_fn(
+        args.preset, [torch.from_numpy(img).permute(2, 0, 1).contiguous()] * args.batch)
+    sides = {
+        f'basicsr {BASICSR_VERSION} per image (its functions, DiffJPEG, no USM)':
+            (lambda: BasicsrDegradation(mods, opt)(rgb), 1),
+        'mmseg_rass Degrade per image (float32, OpenCV JPEG)':
+            (lambda: ours(dict(img=img, img_path='x.png')), 1),
+        f'mmseg_rass batched, batch {args.batch} ({batch_name})': (batch_run, args.batch),
+    }
+    if args.usm:
+        sides[f'basicsr {BASICSR_VERSION} per image, with USMSharp (feed_data as is)'] = (
+            lambda: BasicsrDegradation(mods, opt, usm=True)(rgb), 1)
+    for fn, _ in sides.values():  # warm-up
+        fn()
+    runs = {name: [] for name in sides}
+    for _ in range(args.repeats):  # alternate so load swings hit every side alike
+        for name, (fn, per_call) in sides.items():
+            # the same draws in every repeat: per-image and batched ours draw the same
+            # parameters, basicsr draws its own from the same seeds
+            random.seed(0)
+            np.random.seed(0)
+            torch.manual_seed(0)
+            calls = max(1, math.ceil(args.num / per_call))
+            runs[name].append(_seconds(fn, calls) / (calls * per_call))
+    ref = min(runs[next(iter(sides))])
+    print(f'CPU, preset {args.preset}, {args.height}x{args.width}, {args.threads} torch '
+          f'thread(s), {args.num} images per side x {args.repeats} alternating runs; '
+          f's/image (best; runs), speed vs basicsr:')
+    for name, times in runs.items():
+        print(f'  {name:<66} {min(times):6.3f} s ({", ".join(f"{t:.3f}" for t in times)})'
+              f'  {ref / min(times):5.2f}x')
 
 
 if __name__ == '__main__':

@@ -62,8 +62,9 @@ class Degrade(BaseTransform):
             img = np.clip(img, 0, 255).round().astype(np.uint8)
         params = sample_params(self.cfg, self._rng(results))
         dtype = torch.float64 if self.deterministic else torch.float32
-        x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].to(dtype) / 255.
-        out = degrade_batch(x, [params], self.cfg)[0].permute(1, 2, 0).numpy()
+        x = torch.empty((1, 3, *img.shape[:2]), dtype=dtype)
+        x[0].copy_(torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1))  # CHW, one pass
+        out = degrade_batch(x.div_(255.), [params], self.cfg)[0].permute(1, 2, 0).numpy()
         if self.keep_hq:
             results['hq_img'] = img
         results['img'] = np.ascontiguousarray(out)

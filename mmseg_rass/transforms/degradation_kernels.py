@@ -7,6 +7,7 @@ tensor. On the support the values are those of basicsr's ``bivariate_Gaussian``,
 ``x`` is the column offset and ``y`` the row offset from the centre, ``Σ = R(θ) diag(σx², σy²)
 R(θ)ᵀ`` and ``Q = [x y] Σ⁻¹ [x y]ᵀ``.
 """
+import functools
 import math
 
 import torch
@@ -103,22 +104,48 @@ def crop_to_support(kernels):
         Tensor: (B, k', k') the smallest centred crop holding every non-zero value.
     """
     k = kernels.shape[-1]
-    nonzero = (kernels != 0).any(dim=0)
-    rows = nonzero.any(dim=1).nonzero()
-    cols = nonzero.any(dim=0).nonzero()
-    if rows.numel() == 0:
-        return kernels
+    half = int(support_halves(kernels).max())
     c = (k - 1) // 2
-    half = int(max((rows - c).abs().max(), (cols - c).abs().max()))
     return kernels[:, c - half:c + half + 1, c - half:c + half + 1]
 
 
-def _fft_correlate(padded, kernels, out_hw):
-    """Valid correlation of (B, C, H', W') with (B or 1, k, k) kernels through real FFTs."""
-    hp, wp = padded.shape[-2:]
+def support_halves(kernels):
+    """(B,) half-side of each centred kernel's support (0 for a pulse or an all-zero kernel)."""
     k = kernels.shape[-1]
-    spec = torch.fft.rfft2(padded) * torch.fft.rfft2(kernels.flip(-1, -2)[:, None], s=(hp, wp))
-    out = torch.fft.irfft2(spec, s=(hp, wp))
+    ax = (torch.arange(k, device=kernels.device) - (k - 1) // 2).abs()
+    dist = torch.maximum(ax[:, None], ax[None, :])
+    return torch.where(kernels != 0, dist, 0).flatten(1).amax(dim=1)
+
+
+@functools.lru_cache(maxsize=None)
+def fast_fft_length(n):
+    """The smallest 5-smooth length (2^a 3^b 5^c) >= ``n``: FFTs of such lengths are fast."""
+    best = 1 << max(int(n) - 1, 0).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def _fft_correlate(padded, kernels, out_hw, fast):
+    """Valid correlation of (B, C, H', W') with (B, k, k) kernels through real FFTs.
+
+    With ``fast`` the transforms run at 5-smooth lengths ≥ (H', W') (zero padding at the end
+    only touches the discarded border), otherwise at exactly (H', W').
+    """
+    hp, wp = padded.shape[-2:]
+    size = (fast_fft_length(hp), fast_fft_length(wp)) if fast else (hp, wp)
+    k = kernels.shape[-1]
+    spec = (torch.fft.rfft2(padded, s=size)
+            * torch.fft.rfft2(kernels.flip(-1, -2)[:, None], s=size))
+    out = torch.fft.irfft2(spec, s=size)
     return out[..., k - 1:k - 1 + out_hw[0], k - 1:k - 1 + out_hw[1]]
 
 
@@ -126,10 +153,12 @@ def filter2d(img, kernels):
     """Correlate each image with its own kernel (basicsr's ``filter2D``), reflect padding.
 
     The zero border of padded kernels is cropped first (same result, fewer operations). On
-    CUDA the batch runs as one grouped ``F.conv2d``. On CPU each image is filtered with its
-    own cropped kernel, large kernels (and every float64 kernel) through real FFTs, which give
-    the same result (to ~1e-7 in float32, ~1e-15 in float64) many times faster; an image's
-    result then does not depend on the rest of its batch.
+    CUDA the batch runs as one grouped ``F.conv2d`` (kernels cropped to their common support).
+    On CPU every image is filtered with its own cropped kernel through real FFTs (the same
+    result to ~1e-7 in float32, ~1e-15 in float64, many times faster than a convolution);
+    images whose kernels have the same support run as one batched FFT, so an image's result
+    does not depend on the rest of its batch. float32 transforms use fast (5-smooth) lengths;
+    float64 ones keep the exact padded size, so deterministic evaluation images are unchanged.
 
     Args:
         img (Tensor): (B, C, H, W) images.
@@ -140,15 +169,26 @@ def filter2d(img, kernels):
     """
     b, c, h, w = img.shape
     kernels = kernels.to(img.dtype)
-    if img.device.type == 'cpu' and kernels.shape[0] > 1:
-        return torch.cat([filter2d(img[i:i + 1], kernels[i:i + 1]) for i in range(b)])
+    if img.device.type == 'cpu':
+        kernels = kernels.expand(b, -1, -1)
+        halves = support_halves(kernels).tolist()
+        out = torch.empty_like(img, memory_format=torch.contiguous_format)
+        centre = (kernels.shape[-1] - 1) // 2
+        for half in sorted(set(halves)):
+            idx = [i for i, v in enumerate(halves) if v == half]
+            sel = torch.tensor(idx) if len(idx) < b else slice(None)
+            k = kernels[sel, centre - half:centre + half + 1, centre - half:centre + half + 1]
+            if half == 0:
+                out[sel] = img[sel] * k.reshape(-1, 1, 1, 1)
+            else:
+                out[sel] = _fft_correlate(_pad(img[sel], half), k, (h, w),
+                                          fast=img.dtype != torch.float64)
+        return out
     kernels = crop_to_support(kernels)
     k = kernels.shape[-1]
     if k == 1:
         return img * kernels.view(-1, 1, 1, 1)
     padded = _pad(img, k // 2)
-    if img.device.type == 'cpu' and (k > 11 or img.dtype == torch.float64):
-        return _fft_correlate(padded, kernels, (h, w))
     if kernels.shape[0] == 1:
         out = F.conv2d(padded.reshape(b * c, 1, h + k - 1, w + k - 1), kernels.view(1, 1, k, k))
     else:

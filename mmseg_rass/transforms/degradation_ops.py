@@ -66,7 +66,7 @@ def gaussian_noise(img, sigma, gray, generator=None):
 
 def _poisson_levels(img8):
     """2^ceil(log2(number of distinct 8-bit values)) of a (1, C, H, W) uint8-valued image."""
-    counts = torch.bincount(img8.flatten().long(), minlength=256)
+    counts = torch.bincount(img8.flatten().to(torch.uint8), minlength=256)
     distinct = int((counts > 0).sum())
     return float(2 ** np.ceil(np.log2(max(distinct, 1))))
 
@@ -105,14 +105,16 @@ def jpeg_cv2(img, quality):
     Returns:
         Tensor: (1, 3, H, W) decoded image in [0, 1], same device and dtype.
     """
-    arr = (img[0].clamp(0, 1) * 255.).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    ok, buf = cv2.imencode('.jpg', np.ascontiguousarray(arr),
-                           [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+    _, c, h, w = img.shape
+    arr = torch.empty((h, w, c), dtype=torch.uint8)
+    arr.copy_((img[0].clamp(0, 1) * 255.).round_().permute(1, 2, 0))  # one HWC pass
+    ok, buf = cv2.imencode('.jpg', arr.numpy(), [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
     if not ok:
-        raise RuntimeError(f'OpenCV failed to encode a {arr.shape} image as JPEG')
-    dec = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    out = torch.from_numpy(dec).permute(2, 0, 1)[None]
-    return out.to(device=img.device, dtype=img.dtype) / 255.
+        raise RuntimeError(f'OpenCV failed to encode a {tuple(arr.shape)} image as JPEG')
+    dec = torch.from_numpy(cv2.imdecode(buf, cv2.IMREAD_COLOR)).permute(2, 0, 1)
+    out = torch.empty((1, c, h, w), dtype=img.dtype)
+    out[0].copy_(dec)  # contiguous CHW
+    return out.div_(255.).to(img.device)
 
 
 def jpeg_torchvision(imgs, qualities):

@@ -54,14 +54,21 @@ def test_visualize_grid_layout(repo_root):
     assert grid.shape == (24 * 6, 40 * 6, 3) and grid.dtype == np.uint8
 
 
-def test_benchmark_reference_restatement_is_sane(repo_root):
+def test_benchmark_needs_the_basicsr_sdist_and_maps_our_preset(repo_root, tmp_path):
     tool = _tool(repo_root, 'benchmark_degradation')
-    img = tool._scene(64, 96)
-    rgb = torch.from_numpy(img[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255.
-    ok, buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, 50])
-    codec = cv2.imdecode(buf, cv2.IMREAD_COLOR).astype(float)
-    diff = tool.ref_diffjpeg(rgb, torch.tensor([50.]))[0].permute(1, 2, 0).numpy()[..., ::-1]
-    psnr = lambda a: 10 * np.log10(255 ** 2 / np.mean((a - img) ** 2))  # noqa: E731
-    assert abs(psnr(diff * 255) - psnr(codec)) < 1.0  # DiffJPEG ≈ libjpeg at equal quality
-    out = tool.reference_degrade(rgb)
-    assert out.shape == rgb.shape and 0 <= out.min() and out.max() <= 1
+    with pytest.raises(SystemExit, match='--basicsr-src is required'):
+        tool.main([])
+    with pytest.raises(SystemExit, match='degradations.py not found'):
+        tool.main(['--basicsr-src', str(tmp_path)])
+    from mmseg_rass.transforms.degradation_pipeline import make_config
+    cfg = make_config('realesrgan_x4')
+    opt = tool.basicsr_opt(cfg)
+    assert opt['scale'] == 4 and opt['kernel_range'] == [7, 9, 11, 13, 15, 17, 19, 21]
+    assert opt['noise_range2'] == cfg['noise_range2'] and opt['final_sinc_prob'] == 0.8
+    img = torch.from_numpy(tool._scene(48, 64)).permute(2, 0, 1).contiguous()
+    for preset, name in (('rass_x1', 'DegradeSegDataPreProcessor.degrade'),
+                         ('realesrgan_x4', 'degrade_batch')):
+        run, label = tool.batched_fn(preset, [img] * 3)
+        out = run()
+        assert label == name and len(out) == 3
+        assert tuple(out[0].shape) == ((3, 48, 64) if preset == 'rass_x1' else (3, 12, 16))

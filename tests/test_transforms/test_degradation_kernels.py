@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from scipy import special
 
 from mmseg_rass.transforms.degradation_kernels import (KERNEL_TYPE_INDEX, build_kernels,
-                                                        crop_to_support, filter2d)
+                                                        crop_to_support, fast_fft_length,
+                                                        filter2d)
 
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
@@ -100,7 +101,13 @@ def test_filter2d_paths_agree_with_conv2d_and_pulse_is_identity():
     assert crop_to_support(small).shape == (2, 7, 7)
     ref7 = F.conv2d(F.pad(img.float(), (3,) * 4, mode='reflect').view(6, 1, 46, 56),
                     crop_to_support(small)[:1, None]).view(2, 3, 40, 50)
-    torch.testing.assert_close(filter2d(img.float(), small), ref7)  # grouped conv path
+    torch.testing.assert_close(filter2d(img.float(), small), ref7)  # float32 FFT, fast length
+    # mixed supports in one batch: each image as if alone (float32 and float64)
+    mixed = torch.cat([small.double()[:1], k[1:]])
+    for x in (img, img.float()):
+        alone = torch.cat([filter2d(x[i:i + 1], mixed[i:i + 1]) for i in range(2)])
+        assert torch.equal(filter2d(x, mixed), alone)
+    assert [fast_fft_length(n) for n in (1, 7, 11, 518, 1030, 1063)] == [1, 8, 12, 540, 1080, 1080]
     torch.testing.assert_close(filter2d(img, _kernels(['pulse', 'pulse'])), img)
     tiny = torch.rand(1, 3, 5, 9)  # too small to reflect a 21-tap kernel: replicate padding
     out = filter2d(tiny, _kernels(['iso'], dtype=torch.float32))

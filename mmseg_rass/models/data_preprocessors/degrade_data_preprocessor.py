@@ -79,8 +79,7 @@ class DegradeSegDataPreProcessor(SegDataPreProcessor):
             batch = torch.stack([inputs[i] for i in idx])
             dtype = (torch.float64 if deterministic and batch.device.type == 'cpu'
                      else torch.float32)
-            lq = degrade_batch(batch.to(dtype) / 255., [params[i] for i in idx],
-                               self.degradation_cfg)
+            lq = degrade_batch(batch, [params[i] for i in idx], self.degradation_cfg, dtype)
             for i, img in zip(idx, lq):
                 out[i] = img
         return out

@@ -5,7 +5,7 @@ import torch
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from mmseg_rass.transforms import Degrade
+from mmseg_rass.transforms import Degrade, degradation_pipeline
 from mmseg_rass.transforms.degradation_pipeline import degrade_batch, make_config, sample_params
 
 
@@ -42,6 +42,24 @@ def test_batched_equals_per_image_for_the_same_parameters():
     together = degrade_batch(batch, params, cfg)
     alone = torch.cat([degrade_batch(batch[i:i + 1], params[i:i + 1], cfg) for i in range(6)])
     assert torch.equal(together, alone)
+
+
+def test_float32_image_does_not_depend_on_its_batch_or_chunk(monkeypatch):
+    cfg = make_config('rass_x1')
+    imgs = _images(5, seed=4)
+    rng = np.random.default_rng(5)
+    params = [sample_params(cfg, rng) for _ in imgs]
+    assert len({p['kernel1']['size'] for p in params}) > 1  # several FFT groups per chunk
+    batch = torch.stack([torch.from_numpy(i).permute(2, 0, 1) for i in imgs])
+    together = degrade_batch(batch, params, cfg)
+    assert together.dtype == torch.uint8 and together.shape == batch.shape
+    order = [4, 2, 0, 1, 3]
+    shuffled = degrade_batch(batch[order], [params[i] for i in order], cfg)
+    monkeypatch.setattr(degradation_pipeline, 'CPU_CHUNK_VALUES', 2 * batch[0].numel())
+    chunked = degrade_batch(batch, params, cfg)
+    alone = torch.cat([degrade_batch(batch[i:i + 1], params[i:i + 1], cfg) for i in range(5)])
+    assert torch.equal(together, alone) and torch.equal(chunked, alone)
+    assert torch.equal(shuffled, alone[order])
 
 
 def test_batched_and_per_image_agree_in_distribution():
