@@ -29,5 +29,9 @@ setup(
         'lpips==0.1.4',  # SCR: LPIPS loss/metric architecture (weights from a local file)
         'tqdm',  # tools/extract_sam_priors.py progress bar (already a transformers dependency)
     ],
-    extras_require={'tests': ['pytest']},
+    extras_require={
+        'tests': ['pytest'],
+        # ImageNet-C frost textures (read from the package) and the fidelity/speed reference
+        'benchmark': ['imagecorruptions==1.1.2'],
+    },
 )

@@ -43,6 +43,6 @@ else
   pip_install "setuptools<82" "mmengine==0.10.7" "mmcv-lite==2.1.0"
 fi
 pip_install "mmsegmentation==1.2.2" "mmdet==3.3.0" "ftfy" "regex" pytest  # mmdet: Mask2Former head
-pip_install --no-build-isolation -e "$ROOT"
+pip_install --no-build-isolation -e "$ROOT[benchmark]"  # benchmark: frost textures, reference
 echo "$want" > "$STAMP"
 echo "[setup] done in $(( $(date +%s) - start )) s"
