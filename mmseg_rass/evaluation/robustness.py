@@ -1,43 +1,131 @@
-"""Robustness benchmark: any mmseg config + checkpoint on clean and degraded test images.
+"""Robustness benchmark: any mmseg config + checkpoint on clean and corrupted test images.
 
-Every *cell* (the clean split, or one degradation family at one severity) is evaluated with
-mmseg's own runner and evaluator; the degradation is the deterministic ``Degrade`` transform
-inserted right after the image-loading transform of the test pipeline. Each finished cell is
-cached as JSON under ``<work_dir>/cells/`` so an interrupted run resumes where it stopped.
+A *cell* is the clean split, or one corruption at one severity. Corruptions are the 19
+ImageNet-C ones (``Corrupt``, :mod:`mmseg_rass.transforms.imagenet_c`) and the five
+Real-ESRGAN-style families (``Degrade(preset, severity, deterministic=True)``), inserted right
+after the image-loading transform of the test pipeline.
+
+One run builds the model and loads the checkpoint once (strictly), builds one mmengine
+``Runner`` and evaluates every cell with mmseg's test loop on a new test dataloader. Each
+finished cell is cached as JSON under ``<work_dir>/cells/``, keyed by content: SHA-256 of the
+checkpoint file, the resolved config text, the corruption and the test dataset's file list.
 
 Summary figures (as in mmdetection's corruption benchmark):
 
-* mPC = mean mIoU over every evaluated family × severity (the clean split excluded);
-* rPC = mPC / clean mIoU (a ratio; shown in percent in the tables).
+* mPC = mean mIoU over every evaluated corruption × severity (the clean split excluded);
+* rPC = mPC / clean mIoU (a ratio; shown in percent in the tables);
+* mPC per category and per corruption (the mean over their cells).
 
 ``tools/benchmark_robustness.py`` is the command-line front end; ``docs/robustness.md``
 shows how to use it.
 """
 import copy
+import functools
+import hashlib
+import itertools
 import json
+import logging
 import os
 import os.path as osp
+import sys
+import textwrap
 import time
+import warnings
 
 import numpy as np
 
 from ..datasets.degraded_dataset import plain_dataset_cfg
 from ..transforms.degradation_pipeline import FAMILIES
+from ..transforms.imagenet_c import BENCHMARK, CATEGORIES, CORRUPTIONS
 
 SEVERITIES = (1, 2, 3, 4, 5)
 LOADING_TRANSFORMS = ('LoadImage', 'LoadImageFromFile')
-RESULT_FORMAT = 'mmseg_rass.robustness.v1'
+RESULT_FORMAT = 'mmseg_rass.robustness.v2'
+CACHE_VERSION = 2  # bump when a change of the code changes cached cell values
 CLEAN = 'clean'
+REALESRGAN = tuple(f'realesrgan_{family}' for family in FAMILIES)
+CATEGORY_OF = {name: category for category, names in CATEGORIES.items() for name in names}
+CATEGORY_OF.update({name: 'realesrgan' for name in REALESRGAN})
+CATEGORY_ORDER = (*CATEGORIES, 'realesrgan')
+GROUPS = dict(CATEGORIES, realesrgan=REALESRGAN, benchmark=BENCHMARK, all=CORRUPTIONS)
+RENAMED = {family: f'realesrgan_{family}' for family in ('jpeg', 'downsample', 'mixed')}
+DEFAULT_SELECTION = ('benchmark', )
+_runs = itertools.count()
 
 
-def cell_name(family, severity):
-    """File-name stem of a cell: ``'clean'`` or ``'<family>_s<severity>'``."""
-    return CLEAN if family == CLEAN else f'{family}_s{severity}'
+class BenchmarkError(Exception):
+    """A user error (bad option, config, data or checkpoint), reported as one line."""
 
 
-def cell_list(families, severities):
-    """The cells of a run, clean first: list of ``(family, severity)``, clean = ``('clean', 0)``."""
-    return [(CLEAN, 0)] + [(f, s) for f in families for s in severities]
+def select_corruptions(names):
+    """Expand ``--families`` names into corruption names (in order, without repeats).
+
+    Args:
+        names (Sequence[str]): corruption names (:data:`CORRUPTIONS`, :data:`REALESRGAN`) and
+            group names (:data:`GROUPS`: ``noise``, ``blur``, ``weather``, ``digital``,
+            ``holdout``, ``realesrgan``, ``benchmark`` = the 15, ``all`` = the 19).
+
+    Returns:
+        list[str]: corruption names.
+    """
+    if not names:
+        raise BenchmarkError('no corruption given: pass corruption or category names, e.g. '
+                             '--families benchmark')
+    selected = []
+    for name in names:
+        if name in GROUPS:
+            selected += GROUPS[name]
+        elif name in CATEGORY_OF:
+            selected.append(name)
+        elif name in RENAMED:
+            also = " (ImageNet-C's JPEG is 'jpeg_compression')" if name == 'jpeg' else ''
+            raise BenchmarkError(f'the Real-ESRGAN family {name!r} is now named '
+                                 f'{RENAMED[name]!r}{also}: pass --families {RENAMED[name]}')
+        else:
+            raise BenchmarkError(
+                f'unknown corruption {name!r}: choose from the categories '
+                f'{", ".join(GROUPS)}, the corruptions {", ".join(CORRUPTIONS)} or '
+                f'{", ".join(REALESRGAN)}')
+    return list(dict.fromkeys(selected))
+
+
+def corruption_transform(name, severity):
+    """The pipeline transform of one cell: ``None`` for clean, else ``Corrupt``/``Degrade``."""
+    if name == CLEAN:
+        return None
+    if name in REALESRGAN:
+        return dict(type='Degrade', preset=name[len('realesrgan_'):], severity=severity,
+                    deterministic=True)
+    return dict(type='Corrupt', corruption=name, severity=severity)
+
+
+def transform_code_digest(transform):
+    """SHA-256 of the source files that compute a cell's transform (``None`` for clean), so a
+    change of the corruption code recomputes the cells it made."""
+    if transform is None:
+        return None
+    return _source_digest('imagenet_c' if transform['type'] == 'Corrupt' else 'degradation')
+
+
+@functools.lru_cache(maxsize=None)
+def _source_digest(stem):
+    from .. import transforms
+    folder = osp.dirname(transforms.__file__)
+    digest = hashlib.sha256()
+    for name in sorted(p for p in os.listdir(folder) if p.startswith(stem) and p.endswith('.py')):
+        with open(osp.join(folder, name), 'rb') as f:
+            digest.update(name.encode() + b'\0' + f.read())
+    return digest.hexdigest()
+
+
+def cell_name(corruption, severity):
+    """File-name stem of a cell: ``'clean'`` or ``'<corruption>_s<severity>'``."""
+    return CLEAN if corruption == CLEAN else f'{corruption}_s{severity}'
+
+
+def cell_list(corruptions, severities):
+    """The cells of a run, clean first: ``(corruption, severity)``, clean = ``('clean', 0)``."""
+    return [(CLEAN, 0)] + [(c, s) for c in corruptions for s in severities]
 
 
 def resolve_config(config):
@@ -49,33 +137,37 @@ def resolve_config(config):
 
 
 def check_request(config, checkpoint, families, severities):
-    """Raise one clear error for a missing config/checkpoint, unknown family or bad severity.
+    """Check the files and options; return the selected corruptions and sorted severities.
 
     Args:
         config (str): path of an mmseg config file, or ``mmseg::<dir>/<name>.py``.
-        checkpoint (str): path (or http(s) URL) of a checkpoint loadable by mmengine.
-        families (Sequence[str]): degradation families, each one of :data:`FAMILIES`.
+        checkpoint (str): path (or http(s) URL) of a checkpoint.
+        families (Sequence[str]): ``--families`` names (see :func:`select_corruptions`).
         severities (Sequence[int]): severities, each in 1–5.
+
+    Returns:
+        tuple[list[str], list[int]]: corruptions and severities.
     """
     if not osp.isfile(resolve_config(config)):
-        raise FileNotFoundError(
+        raise BenchmarkError(
             f'config file {resolve_config(config)} does not exist: pass the path of an mmseg '
             'config (e.g. configs/baseline/fpn_r18_demo_cityscapes.py or '
             'mmseg::segformer/segformer_mit-b0_8xb1-160k_cityscapes-1024x1024.py)')
-    if '://' not in checkpoint and not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist: pass a .pth file '
-                                'written by tools/train.py or downloaded from the model zoo')
-    if not families:
-        raise ValueError(f'no degradation family given: choose from {", ".join(FAMILIES)}')
-    for family in families:
-        if family not in FAMILIES:
-            raise ValueError(f'unknown degradation family {family!r}: choose from '
-                             f'{", ".join(FAMILIES)}')
+    url = checkpoint.startswith(('http://', 'https://'))
+    if '://' in checkpoint and not url:
+        raise BenchmarkError(f'checkpoint {checkpoint}: only local files and http(s) URLs are '
+                             'supported; download it first')
+    if not url and not osp.isfile(checkpoint):
+        raise BenchmarkError(f'checkpoint {checkpoint} does not exist: pass a .pth file '
+                             'written by tools/train.py or downloaded from the model zoo')
+    corruptions = select_corruptions(families)
     if not severities:
-        raise ValueError('no severity given: choose from 1 2 3 4 5')
+        raise BenchmarkError('no severity given: choose from 1 2 3 4 5')
     for severity in severities:
         if isinstance(severity, bool) or severity not in SEVERITIES:
-            raise ValueError(f'severity {severity!r} is out of range: choose integers from 1 to 5')
+            raise BenchmarkError(f'severity {severity!r} is out of range: choose integers from '
+                                 '1 to 5')
+    return corruptions, sorted(set(int(s) for s in severities))
 
 
 def _transform_name(transform):
@@ -96,48 +188,44 @@ def _pipelines(dataset_cfg):
 
 
 def clean_test_pipeline(dataset_cfg):
-    """Check the test pipelines and remove their own ``Degrade`` transforms, in place.
+    """Check the test pipelines and remove their own ``Degrade``/``Corrupt`` transforms, in place.
 
-    A ``DegradedDataset`` (an LQ evaluation set) is replaced by the dataset it degrades.
-
-    LQ configs (e.g. ``*_lq.py``) degrade their test images with a fixed preset; the benchmark
-    sets the degradation per cell instead, so the clean cell sees clean images.
+    A ``DegradedDataset`` (an LQ evaluation set) is replaced by the dataset it degrades: LQ
+    configs degrade their test images with a fixed preset, the benchmark sets the corruption
+    per cell instead, so the clean cell sees clean images.
 
     Args:
         dataset_cfg (dict): a dataset config (``test_dataloader.dataset``).
 
     Returns:
-        list[dict]: the removed ``Degrade`` configs.
+        list[dict]: the removed transforms.
     """
     removed = []
     plain, degradation = plain_dataset_cfg(dataset_cfg)
-    if degradation is not None:  # an LQ evaluation set: benchmark its clean version
+    if degradation is not None:
         dataset_cfg.clear()
         dataset_cfg.update(plain)
         removed.append(dict(degradation))
     for pipeline in _pipelines(dataset_cfg):
-        for transform in [t for t in pipeline if _transform_name(t) == 'Degrade']:
+        for transform in [t for t in pipeline if _transform_name(t) in ('Degrade', 'Corrupt')]:
             if transform.get('keep_hq'):
-                raise ValueError('the test pipeline keeps the clean image (Degrade keep_hq=True), '
-                                 'so it evaluates a restorer: pass a segmentation config')
+                raise BenchmarkError(
+                    'the test pipeline keeps the clean image (Degrade keep_hq=True), so it '
+                    'evaluates a restorer: pass a segmentation config')
             pipeline.remove(transform)
             removed.append(dict(transform))
     names = [_transform_name(t) for p in _pipelines(dataset_cfg) for t in p]
     if not set(names) & set(LOADING_TRANSFORMS):
-        raise ValueError(f'no {" or ".join(LOADING_TRANSFORMS)} transform found in the pipeline '
-                         'of test_dataloader.dataset: the degradation is inserted right after it')
+        raise BenchmarkError(
+            f'no {" or ".join(LOADING_TRANSFORMS)} transform found in the pipeline of '
+            'test_dataloader.dataset: the corruption is inserted right after it')
     return removed
 
 
-def insert_degradation(dataset_cfg, family, severity):
-    """Insert ``Degrade`` right after the image-loading transform of a dataset config, in place.
+def insert_transform(dataset_cfg, transform):
+    """Insert ``transform`` right after the image-loading transform of a dataset config, in place.
 
-    Wrapped datasets are handled recursively; only pipelines that load images get the transform.
-
-    Args:
-        dataset_cfg (dict): a dataset config (``test_dataloader.dataset``).
-        family (str): degradation family (``Degrade`` preset).
-        severity (int): severity 1–5.
+    Wrapped datasets are handled recursively; only pipelines that load images get it.
 
     Returns:
         int: how many pipelines received the transform.
@@ -146,8 +234,7 @@ def insert_degradation(dataset_cfg, family, severity):
     for pipeline in _pipelines(dataset_cfg):
         loaders = [i for i, t in enumerate(pipeline) if _transform_name(t) in LOADING_TRANSFORMS]
         if loaders:
-            pipeline.insert(loaders[0] + 1, dict(type='Degrade', preset=family,
-                                                 severity=severity, deterministic=True))
+            pipeline.insert(loaders[0] + 1, dict(transform))
             inserted += 1
     return inserted
 
@@ -158,214 +245,478 @@ def _use_per_class_metric(evaluator_cfg):
     Other metrics of a list (e.g. ``CityscapesMetric``, which writes files) are dropped.
     """
     metrics = evaluator_cfg if isinstance(evaluator_cfg, list) else [evaluator_cfg]
-    swapped = []
     for metric in metrics:
-        metric = dict(metric)
         if _transform_name(metric) in ('IoUMetric', 'PerClassIoUMetric'):
-            metric['type'] = 'PerClassIoUMetric'
-            swapped.append(metric)
-    if not swapped:
-        raise ValueError(f'test_evaluator {evaluator_cfg} has no IoUMetric: the benchmark needs '
-                         "mmseg's IoUMetric (set test_evaluator = dict(type='IoUMetric'))")
-    return swapped[0]
+            return dict(metric, type='PerClassIoUMetric')
+    raise BenchmarkError(f'test_evaluator {evaluator_cfg} has no IoUMetric: the benchmark '
+                         "needs mmseg's IoUMetric (set test_evaluator = dict(type='IoUMetric'))")
 
 
 def load_config(config, cfg_options=None):
-    """Load a config (``mmseg::`` bases allowed) and apply ``--cfg-options``.
+    """Load a config (``mmseg::`` bases allowed), apply ``--cfg-options`` and prepare its test part.
 
-    The test pipeline is checked and any ``Degrade`` in it removed (:func:`clean_test_pipeline`).
+    Any ``Degrade``/``Corrupt`` of the test pipeline is removed (:func:`clean_test_pipeline`)
+    and the test evaluator becomes ``PerClassIoUMetric``.
+
+    Returns:
+        tuple[Config, list[str]]: the config and one note per removed transform.
     """
     from mmengine.config import Config
-    cfg = Config.fromfile(resolve_config(config))
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    for key in ('test_dataloader', 'test_evaluator', 'test_cfg'):
+    try:
+        cfg = Config.fromfile(resolve_config(config))
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+    except Exception as e:  # a config is Python: any error is the config's
+        raise BenchmarkError(f'config {config} cannot be loaded ({type(e).__name__}: '
+                             f'{str(e).strip().splitlines()[-1] if str(e).strip() else e!r})'
+                             ) from None
+    for key in ('test_dataloader', 'test_evaluator', 'test_cfg', 'model'):
         if cfg.get(key) is None:
-            raise ValueError(f'config {config} has no {key}: the benchmark runs mmseg\'s test '
-                             'loop; use a config that defines test_dataloader, test_evaluator '
-                             'and test_cfg (every mmseg model-zoo config does)')
-    for transform in clean_test_pipeline(cfg.test_dataloader.dataset):
-        print(f'note: removed {transform} from the test pipeline of {config}; the benchmark '
-              'sets the degradation of each cell', flush=True)
-    return cfg
+            raise BenchmarkError(
+                f"config {config} has no {key}: the benchmark runs mmseg's test loop; use a "
+                'config that defines model, test_dataloader, test_evaluator and test_cfg '
+                '(every mmseg model-zoo config does)')
+    notes = [f'note: removed {transform} from the test pipeline of {config}; the benchmark '
+             'sets the corruption of each cell'
+             for transform in clean_test_pipeline(cfg.test_dataloader.dataset)]
+    cfg.test_evaluator = _use_per_class_metric(cfg.test_evaluator)
+    cfg.setdefault('default_scope', 'mmseg')
+    return cfg, notes
 
 
-def build_cell_config(cfg, family, severity, checkpoint, work_dir):
-    """The config that evaluates one cell.
+def sha256_file(path, chunk=1 << 20):
+    """SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sha256_text(text):
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
+def dataset_files(cfg, config):
+    """The files the test dataset loads: one list of ``*_path`` values per sample, in order."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+    init_default_scope(cfg.default_scope)
+    dataset_cfg = copy.deepcopy(cfg.test_dataloader.dataset)
+    try:
+        dataset = DATASETS.build(dataset_cfg)
+        files = [sorted((k, v) for k, v in dataset.get_data_info(i).items()
+                        if k.endswith('_path') and isinstance(v, str))
+                 for i in range(len(dataset))]
+    except Exception as e:  # missing data root, bad annotation file, unknown type...
+        raise BenchmarkError(
+            f'the test dataset of {config} cannot be built ({type(e).__name__}: {e}); check '
+            'test_dataloader.dataset (data_root, data_prefix) or override it, e.g. '
+            '--cfg-options test_dataloader.dataset.data_root=DIR') from None
+    if not files:
+        raise BenchmarkError(f'the test dataset of {config} is empty: check '
+                             'test_dataloader.dataset (data_root, data_prefix)')
+    return files
+
+
+def local_checkpoint(checkpoint):
+    """The local file of a checkpoint; an http(s) URL is downloaded once into torch's hub cache."""
+    if not checkpoint.startswith(('http://', 'https://')):
+        return checkpoint
+    import torch
+    from urllib.parse import urlparse
+    path = osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(urlparse(checkpoint).path))
+    if not osp.isfile(path):
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(checkpoint, path)
+        except Exception as e:
+            raise BenchmarkError(f'checkpoint {checkpoint} cannot be downloaded ({e})') from None
+    return path
+
+
+def _names(keys, limit=3):
+    keys = list(keys)
+    more = f', … ({len(keys) - limit} more)' if len(keys) > limit else ''
+    return ', '.join(keys[:limit]) + more
+
+
+def load_checkpoint_checked(model, checkpoint, strict=True):
+    """Load a checkpoint into ``model``; strictly unless ``strict=False``.
+
+    Reads with the plug-in's safe loading (``weights_only=True`` unless the user opted in with
+    ``--trust-checkpoint``). Keys are compared with ``model.state_dict()``.
 
     Args:
-        cfg (Config): the model's config (see :func:`load_config`); not modified.
-        family (str): ``'clean'`` or a degradation family.
-        severity (int): 1–5 (ignored for ``'clean'``).
-        checkpoint (str): checkpoint loaded with ``load_from``.
-        work_dir (str): the benchmark's work dir; the cell's runner logs under
-            ``<work_dir>/logs/<cell>``.
+        model (nn.Module): the (unwrapped) model.
+        checkpoint (str): local checkpoint file.
+        strict (bool): raise :class:`BenchmarkError` listing missing, unexpected and
+            shape-mismatched keys; with ``False`` the matching weights are loaded.
 
     Returns:
-        Config: a copy with the degradation inserted (:func:`insert_degradation`),
-        ``PerClassIoUMetric`` as test evaluator and the checkpoint to load.
+        dict: ``strict`` and the counts of ``missing``, ``unexpected`` and ``mismatched`` keys.
     """
-    cfg = copy.deepcopy(cfg)
-    name = cell_name(family, severity)
-    if family != CLEAN:
-        insert_degradation(cfg.test_dataloader.dataset, family, severity)
-    cfg.test_evaluator = _use_per_class_metric(cfg.test_evaluator)
-    cfg.load_from = checkpoint
-    cfg.resume = False
-    cfg.launcher = 'none'
-    cfg.work_dir = osp.join(work_dir, 'logs', name)
-    cfg.experiment_name = f'robustness_{name}'
-    cfg.setdefault('default_scope', 'mmseg')
-    return cfg
+    from ..compat import UntrustedCheckpointError, load_local_checkpoint
+    try:
+        loaded = load_local_checkpoint(checkpoint, map_location='cpu')
+    except UntrustedCheckpointError as e:
+        raise BenchmarkError(str(e)) from None
+    except Exception as e:  # truncated or foreign file
+        raise BenchmarkError(f'checkpoint {checkpoint} cannot be read ({type(e).__name__}: '
+                             f'{e}): pass a .pth file written by torch.save / tools/train.py'
+                             ) from None
+    state = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else None
+    if not isinstance(state, dict):
+        raise BenchmarkError(f'checkpoint {checkpoint} holds no state dict (found '
+                             f'{type(loaded).__name__})')
+    metadata = getattr(state, '_metadata', None)
+    if state and all(k.startswith('module.') for k in state):  # saved from a wrapped model
+        state = {k[len('module.'):]: v for k, v in state.items()}
+        if metadata is not None:
+            metadata = {k[len('module.'):] if k.startswith('module.') else k: v
+                        for k, v in metadata.items()}
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [k for k in state if k in expected and hasattr(state[k], 'shape')
+                  and tuple(state[k].shape) != tuple(expected[k].shape)]
+    report = dict(strict=strict, missing=len(missing), unexpected=len(unexpected),
+                  mismatched=len(mismatched))
+    if strict and (missing or unexpected or mismatched):
+        parts = [f'{len(keys)} {kind} key{"s" * (len(keys) != 1)} ({_names(keys)})'
+                 for kind, keys in (('missing', missing), ('unexpected', unexpected))
+                 if keys]
+        if mismatched:
+            parts.append(f'{len(mismatched)} with another shape ({_names(mismatched)})')
+        raise BenchmarkError(
+            f'checkpoint {checkpoint} does not match the model of the config: '
+            f'{"; ".join(parts)}. Pass the checkpoint trained with this config, or '
+            '--non-strict to load only the matching weights (recorded in the result)')
+    kept = type(state)((k, v) for k, v in state.items() if k not in mismatched)
+    if metadata is not None:
+        kept._metadata = metadata
+    model.load_state_dict(kept, strict=False)
+    return report
 
 
-def evaluate_cell(cell_cfg):
-    """Run mmseg's test loop on one cell config; return its metrics.
-
-    Returns:
-        dict: ``aAcc``, ``mIoU``, ``mAcc`` (percent) and ``IoU`` / ``Acc`` (dict class → percent
-        or ``None`` for a class absent from prediction and ground truth).
-    """
-    from mmengine.runner import Runner
-    metrics = Runner.from_cfg(cell_cfg).test()
-    metrics = {key.split('/')[-1]: value for key, value in metrics.items()}
-    return dict(
-        aAcc=float(metrics['aAcc']), mIoU=float(metrics['mIoU']), mAcc=float(metrics['mAcc']),
-        IoU=metrics['IoU_per_class'], Acc=metrics['Acc_per_class'])
+def content_key(parts):
+    """SHA-256 of a cell's key parts (a JSON-able dict)."""
+    return _sha256_text(json.dumps(parts, sort_keys=True))
 
 
 def _dump_json(obj, path):
     """Write JSON atomically (an interrupted write never leaves a truncated file)."""
-    tmp = f'{path}.tmp'
+    tmp = f'{path}.tmp{os.getpid()}'
     with open(tmp, 'w', encoding='utf-8') as f:
         json.dump(obj, f, indent=2)
     os.replace(tmp, path)
 
 
-def _read_cell(path, source):
-    """A cached cell, or ``None`` when absent/unreadable; error when it is another model's."""
+def read_cell(path, key):
+    """A cached cell and why it is not used: ``(cell, None)``, ``(None, reason)`` or
+    ``(None, None)`` when absent. ``reason`` names what changed (``'checkpoint'``…)."""
     if not osp.isfile(path):
-        return None
+        return None, None
     try:
         with open(path, encoding='utf-8') as f:
             cell = json.load(f)
     except (OSError, ValueError):
-        print(f'  {path} is unreadable: evaluating the cell again', flush=True)
-        return None
-    if cell.get('source') != source:
-        raise ValueError(
-            f'{path} holds a result of another run ({cell.get("source")}), not of {source}: '
-            'pass another --work-dir or delete that folder')
-    return cell
+        return None, 'unreadable'
+    if not isinstance(cell, dict) or not isinstance(cell.get('key_parts'), dict):
+        return None, 'older format'
+    if cell.get('key') == content_key(key):
+        return cell, None
+    changed = [k for k in key if cell['key_parts'].get(k) != key[k]]
+    return None, '/'.join(changed) or 'key'
 
 
-def run_benchmark(config, checkpoint, families=FAMILIES, severities=SEVERITIES, work_dir=None,
-                  cfg_options=None):
-    """Evaluate the clean split and every family × severity; write JSON, Markdown and PNG.
+class _Progress:
+    """Progress over every image of the cells to evaluate, on rank 0: a tqdm bar on a terminal
+    and one line per finished cell (with the ETA of the whole run)."""
 
-    Finished cells are read from ``<work_dir>/cells/<cell>.json`` instead of being evaluated
-    again. Progress is printed per cell.
+    def __init__(self, total, enabled):
+        from tqdm import tqdm
+        self.total, self.done, self.enabled, self.start = total, 0, enabled, time.time()
+        self.bar = tqdm(total=total, unit='img', disable=not (enabled and sys.stderr.isatty()),
+                        file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def hook(self, world_size):
+        """An mmengine hook advancing the bar by the images of each test iteration."""
+        from mmengine.hooks import Hook
+        bar = self.bar
+
+        class ProgressHook(Hook):
+            priority = 'LOWEST'
+
+            def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+                bar.update(len(outputs or ()) * world_size)
+
+        return ProgressHook()
+
+    def cell_done(self, images, text):
+        """Count a finished cell of ``images`` images and print ``text`` with the ETA."""
+        self.done += images
+        self.bar.n = self.done
+        self.bar.refresh()
+        left = (time.time() - self.start) / self.done * (self.total - self.done)
+        if self.enabled:
+            self.bar.write(f'{text}, ETA {time.strftime("%H:%M:%S", time.gmtime(left))}',
+                           file=sys.stdout)
+            sys.stdout.flush()
+
+    def close(self):
+        self.bar.close()
+
+
+def _build_runner(cfg, model, work_dir, launcher):
+    """An mmengine Runner around an already loaded ``model``; its console log shows errors only
+    (everything goes to the log file under ``<work_dir>/logs``)."""
+    from mmengine.runner import Runner
+
+    class BenchmarkRunner(Runner):
+
+        def build_model(self, model_cfg):
+            return model
+
+        def build_logger(self, log_level='INFO', log_file=None, **kwargs):
+            logger = super().build_logger(log_level, log_file, **kwargs)
+            for handler in logger.handlers:
+                if type(handler) is logging.StreamHandler:
+                    handler.setLevel(logging.ERROR)
+            return logger
+
+    cfg = copy.deepcopy(cfg)
+    cfg.load_from, cfg.resume, cfg.launcher = None, False, launcher
+    cfg.work_dir = osp.join(work_dir, 'logs')
+    cfg.experiment_name = f'robustness{next(_runs)}'
+    return BenchmarkRunner.from_cfg(cfg)
+
+
+def evaluate_cell(runner, cfg, transform):
+    """Run mmseg's test loop of ``runner`` on the test set with ``transform`` inserted.
+
+    Returns:
+        dict: ``aAcc``, ``mIoU``, ``mAcc`` (percent) and ``IoU`` / ``Acc`` (dict class → percent
+        or ``None`` for a class absent from prediction and ground truth).
+    """
+    dataloader = copy.deepcopy(cfg.test_dataloader)
+    if transform is not None:
+        insert_transform(dataloader['dataset'], transform)
+    runner._test_dataloader = dataloader
+    runner._test_evaluator = copy.deepcopy(cfg.test_evaluator)
+    runner._test_loop = runner.build_test_loop(copy.deepcopy(cfg.test_cfg))
+    metrics = runner.test_loop.run()
+    metrics = {key.split('/')[-1]: value for key, value in metrics.items()}
+    return dict(aAcc=float(metrics['aAcc']), mIoU=float(metrics['mIoU']),
+                mAcc=float(metrics['mAcc']), IoU=metrics['IoU_per_class'],
+                Acc=metrics['Acc_per_class'])
+
+
+def _init_distributed(launcher, cfg):
+    """Start the process group (before anything prints); return ``(rank, world_size)``."""
+    from mmengine.dist import get_dist_info, init_dist, is_distributed
+    if launcher != 'none' and not is_distributed():
+        init_dist(launcher, **cfg.get('env_cfg', {}).get('dist_cfg', {}))
+    return get_dist_info()
+
+
+def _cached_cells(work_dir, corruptions, severities, base_key):
+    """Split the cells of a run into cached ones and ones to evaluate.
+
+    Returns:
+        tuple[dict, list, dict]: cached cells by name, ``(corruption, severity, key)`` to
+        evaluate, and the names of cached cells that no longer match, by what changed.
+    """
+    cells, todo, stale = {}, [], {}
+    for corruption, severity in cell_list(corruptions, severities):
+        transform = corruption_transform(corruption, severity)
+        key = dict(base_key, corruption=transform, code=transform_code_digest(transform))
+        name = cell_name(corruption, severity)
+        cell, reason = read_cell(osp.join(work_dir, 'cells', f'{name}.json'), key)
+        if cell is not None:
+            cells[name] = cell
+        else:
+            todo.append((corruption, severity, key))
+            if reason:
+                stale.setdefault(reason, []).append(name)
+    return cells, todo, stale
+
+
+def _load_model(cfg, config, checkpoint, strict):
+    """Build the model of ``cfg`` and load ``checkpoint`` (:func:`load_checkpoint_checked`).
+
+    Returns:
+        tuple: the model, the load report and the warnings raised meanwhile (for the log file).
+    """
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope(cfg.default_scope)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        try:
+            model = MODELS.build(copy.deepcopy(cfg.model))
+        except Exception as e:
+            raise BenchmarkError(f'the model of {config} cannot be built '
+                                 f'({type(e).__name__}: {e})') from None
+        report = load_checkpoint_checked(model, checkpoint, strict)
+    return model, report, caught
+
+
+def run_benchmark(config, checkpoint, families=DEFAULT_SELECTION, severities=SEVERITIES,
+                  work_dir=None, cfg_options=None, strict=True, launcher='none'):
+    """Evaluate the clean split and every corruption × severity; write JSON, Markdown and PNG.
+
+    Every check (options, config, test data, checkpoint and its keys) runs before the work dir
+    is created. Cached cells whose content key matches are reused; others are evaluated again
+    and replaced (one note says how many and what changed).
 
     Args:
         config (str): mmseg config (may inherit ``mmseg::`` configs), or
             ``mmseg::<dir>/<name>.py`` for a config shipped with mmseg.
-        checkpoint (str): checkpoint path or URL.
-        families (Sequence[str]): degradation families (:data:`FAMILIES`).
+        checkpoint (str): checkpoint path or http(s) URL.
+        families (Sequence[str]): corruption and category names (:func:`select_corruptions`).
         severities (Sequence[int]): severities in 1–5.
         work_dir (str, optional): output folder; default
             ``work_dirs/robustness/<config name>``.
         cfg_options (dict, optional): config overrides (``--cfg-options``).
+        strict (bool): refuse a checkpoint whose keys do not match the model.
+        launcher (str): ``'none'`` or an mmengine launcher (``'pytorch'`` under torchrun); the
+            test data is split across the processes, rank 0 writes the outputs.
 
     Returns:
         dict: the result written to ``<work_dir>/robustness.json`` (see :func:`make_result`).
     """
-    check_request(config, checkpoint, families, severities)
-    families = list(dict.fromkeys(families))
-    severities = sorted(set(int(s) for s in severities))
-    model = osp.splitext(osp.basename(config))[0]
-    work_dir = osp.abspath(work_dir or osp.join('work_dirs', 'robustness', model))
-    os.makedirs(osp.join(work_dir, 'cells'), exist_ok=True)
-    cfg = load_config(config, cfg_options)
+    corruptions, severities = check_request(config, checkpoint, families, severities)
+    cfg, notes = load_config(config, cfg_options)
+    rank, world_size = _init_distributed(launcher, cfg)
+    say = print if rank == 0 else (lambda *a, **k: None)
+    for note in notes:
+        say(note, flush=True)
+    model_name = osp.splitext(osp.basename(config))[0]
+    work_dir = osp.abspath(work_dir or osp.join('work_dirs', 'robustness', model_name))
+    files = dataset_files(cfg, config)
+    local = local_checkpoint(checkpoint)
+    base_key = dict(version=CACHE_VERSION, checkpoint=sha256_file(local),
+                    config=_sha256_text(cfg.pretty_text),
+                    files=_sha256_text(json.dumps(files)), strict=strict)
+
+    cells, todo, stale = _cached_cells(work_dir, corruptions, severities, base_key)
+    if stale:
+        say(f'note: {sum(map(len, stale.values()))} cached cells in {work_dir}/cells no longer '
+            'match (' + '; '.join(f'{reason} changed: {_names(names, 2)}'
+                                  for reason, names in stale.items())
+            + '): they are evaluated again and replaced', flush=True)
+
+    load_report = build_warnings = None
+    if todo:
+        model, load_report, build_warnings = _load_model(cfg, config, local, strict)
+        if not strict:
+            say(f'note: --non-strict: {load_report["missing"]} missing, '
+                f'{load_report["unexpected"]} unexpected and {load_report["mismatched"]} '
+                'shape-mismatched keys of the checkpoint were not loaded', flush=True)
+
+    # every check passed: from here on the work dir is written
+    if rank == 0:
+        os.makedirs(osp.join(work_dir, 'cells'), exist_ok=True)
+    say(f'{len(cells) + len(todo)} cells ({len(cells)} cached, {len(todo)} to evaluate) × '
+        f'{len(files)} images; mmseg logs in {osp.join(work_dir, "logs")}', flush=True)
+    if todo:
+        with warnings.catch_warnings(record=True) as runner_warnings:
+            warnings.simplefilter('always')
+            runner = _build_runner(cfg, model, work_dir, launcher)
+        for warning in build_warnings + runner_warnings:
+            runner.logger.warning(f'{warning.category.__name__}: {warning.message}')
+        progress = _Progress(len(todo) * len(files), enabled=rank == 0)
+        runner.register_hook(progress.hook(world_size))
+        runner.call_hook('before_run')
+        for index, (corruption, severity, key) in enumerate(todo, 1):
+            name = cell_name(corruption, severity)
+            start = time.time()
+            metrics = evaluate_cell(runner, cfg, key['corruption'])
+            seconds = time.time() - start
+            cell = dict(corruption=corruption, category=CATEGORY_OF.get(corruption, CLEAN),
+                        severity=severity, **metrics, seconds=round(seconds, 2),
+                        checkpoint_load=load_report, key=content_key(key), key_parts=key)
+            cells[name] = cell
+            if rank == 0:
+                _dump_json(cell, osp.join(work_dir, 'cells', f'{name}.json'))
+            progress.cell_done(len(files), f'[{index}/{len(todo)}] {name}: mIoU '
+                               f'{cell["mIoU"]:.2f} ({seconds:.1f} s)')
+        runner.call_hook('after_run')
+        progress.close()
+    ordered = [cells[cell_name(c, s)] for c, s in cell_list(corruptions, severities)]
     source = dict(config=config if config.startswith('mmseg::') else osp.abspath(config),
                   checkpoint=checkpoint if '://' in checkpoint else osp.abspath(checkpoint),
-                  cfg_options=cfg_options or {})
-    source = json.loads(json.dumps(source))  # the form it has once read back from a cache
-    cells = []
-    todo = cell_list(families, severities)
-    for index, (family, severity) in enumerate(todo, 1):
-        name = cell_name(family, severity)
-        label = CLEAN if family == CLEAN else f'{family} severity {severity}'
-        path = osp.join(work_dir, 'cells', f'{name}.json')
-        cell = _read_cell(path, source)
-        if cell is not None:
-            print(f'[{index}/{len(todo)}] {label}: cached in {path}, skipped '
-                  f'(mIoU {cell["mIoU"]:.2f})', flush=True)
-        else:
-            print(f'[{index}/{len(todo)}] {label}: evaluating', flush=True)
-            start = time.time()
-            metrics = evaluate_cell(build_cell_config(cfg, family, severity, checkpoint, work_dir))
-            cell = dict(family=family, severity=severity, source=source, **metrics)
-            _dump_json(cell, path)
-            print(f'[{index}/{len(todo)}] {label}: mIoU {cell["mIoU"]:.2f} '
-                  f'({time.time() - start:.1f} s)', flush=True)
-        cells.append(cell)
-    result = make_result(model, source, cells)
-    paths = write_outputs(result, work_dir)
-    summary = result['summary']
-    print(f'clean mIoU {summary["clean_mIoU"]:.2f}, mPC {summary["mPC"]:.2f}, '
-          f'rPC {_percent(summary["rPC"])}; wrote {", ".join(paths)}', flush=True)
+                  cfg_options=json.loads(json.dumps(cfg_options or {}, default=str)),
+                  checkpoint_sha256=base_key['checkpoint'], config_sha256=base_key['config'],
+                  files_sha256=base_key['files'], num_images=len(files),
+                  checkpoint_load=load_report or ordered[0]['checkpoint_load'],
+                  processes=world_size)
+    result = make_result(model_name, source, ordered)
+    if rank == 0:
+        paths = write_outputs(result, work_dir)
+        summary = result['summary']
+        say(f'clean mIoU {summary["clean_mIoU"]:.2f}, mPC {summary["mPC"]:.2f}, '
+            f'rPC {_percent(summary["rPC"])}; wrote {", ".join(paths)}', flush=True)
     return result
+
+
+def _mean(values):
+    return float(np.mean(values)) if values else None
 
 
 def summarize(cells):
     """Summary figures of a list of cells.
 
     Args:
-        cells (list[dict]): each with ``family``, ``severity`` and ``mIoU``; exactly one with
-            family ``'clean'``.
+        cells (list[dict]): each with ``corruption``, ``severity`` and ``mIoU``; exactly one
+            with corruption ``'clean'``.
 
     Returns:
-        dict: ``clean_mIoU``, ``mPC`` (mean mIoU of the degraded cells), ``rPC``
-        (mPC / clean mIoU; ``None`` when clean mIoU is 0) and ``family_mIoU`` (per family, the
-        mean over its severities).
+        dict: ``clean_mIoU``, ``mPC`` (mean mIoU of the corrupted cells), ``rPC``
+        (mPC / clean mIoU; ``None`` when clean mIoU is 0), ``category_mPC`` and
+        ``corruption_mPC`` (means over their cells).
     """
-    clean = [c['mIoU'] for c in cells if c['family'] == CLEAN]
-    degraded = [c for c in cells if c['family'] != CLEAN]
-    if len(clean) != 1 or not degraded:
-        raise ValueError('a result needs exactly one clean cell and at least one degraded cell')
-    families = list(dict.fromkeys(c['family'] for c in degraded))
-    mpc = float(np.mean([c['mIoU'] for c in degraded]))
+    clean = [c['mIoU'] for c in cells if c['corruption'] == CLEAN]
+    corrupted = [c for c in cells if c['corruption'] != CLEAN]
+    if len(clean) != 1 or not corrupted:
+        raise ValueError('a result needs exactly one clean cell and at least one corrupted cell')
+    mpc = _mean([c['mIoU'] for c in corrupted])
+    categories = [k for k in CATEGORY_ORDER if any(c['category'] == k for c in corrupted)]
     return dict(
-        clean_mIoU=clean[0],
-        mPC=mpc,
-        rPC=mpc / clean[0] if clean[0] > 0 else None,
-        family_mIoU={f: float(np.mean([c['mIoU'] for c in degraded if c['family'] == f]))
-                     for f in families})
+        clean_mIoU=clean[0], mPC=mpc, rPC=mpc / clean[0] if clean[0] > 0 else None,
+        category_mPC={k: _mean([c['mIoU'] for c in corrupted if c['category'] == k])
+                      for k in categories},
+        corruption_mPC={n: _mean([c['mIoU'] for c in corrupted if c['corruption'] == n])
+                        for n in dict.fromkeys(c['corruption'] for c in corrupted)})
 
 
 def make_result(model, source, cells):
-    """The benchmark result: model name, source, cells (without their ``source``), summary."""
-    cells = [{k: v for k, v in c.items() if k != 'source'} for c in cells]
+    """The benchmark result: model name, source, cells (without cache keys), summary."""
+    cells = [{k: v for k, v in c.items() if k not in ('key', 'key_parts', 'checkpoint_load')}
+             for c in cells]
     return dict(format=RESULT_FORMAT, model=model, **source,
-                families=list(dict.fromkeys(c['family'] for c in cells if c['family'] != CLEAN)),
-                severities=sorted({c['severity'] for c in cells if c['family'] != CLEAN}),
+                corruptions=list(dict.fromkeys(c['corruption'] for c in cells
+                                               if c['corruption'] != CLEAN)),
+                severities=sorted({c['severity'] for c in cells if c['corruption'] != CLEAN}),
                 classes=list(cells[0]['IoU']), cells=cells, summary=summarize(cells))
 
 
 def load_result(path):
     """Read a ``robustness.json`` written by :func:`run_benchmark`, with clear errors."""
     if not osp.isfile(path):
-        raise FileNotFoundError(f'result file {path} does not exist: pass a robustness.json '
-                                'written by tools/benchmark_robustness.py')
+        raise BenchmarkError(f'result file {path} does not exist: pass a robustness.json '
+                             'written by tools/benchmark_robustness.py')
     try:
         with open(path, encoding='utf-8') as f:
             result = json.load(f)
     except ValueError as e:
-        raise ValueError(f'{path} is not valid JSON ({e}): pass a robustness.json written by '
-                         'tools/benchmark_robustness.py') from e
+        raise BenchmarkError(f'{path} is not valid JSON ({e}): pass a robustness.json written '
+                             'by tools/benchmark_robustness.py') from None
     if not isinstance(result, dict) or result.get('format') != RESULT_FORMAT:
-        raise ValueError(f'{path} is not a robustness result ({RESULT_FORMAT}): pass a '
-                         'robustness.json written by tools/benchmark_robustness.py')
+        raise BenchmarkError(f'{path} is not a robustness result ({RESULT_FORMAT}): pass a '
+                             'robustness.json written by tools/benchmark_robustness.py (results '
+                             'of the older format: run the benchmark again)')
     return result
 
 
@@ -377,38 +728,52 @@ def _fmt(value):
     return '–' if value is None else f'{value:.2f}'
 
 
-def _cell_miou(result, family, severity):
+def _cell_miou(result, corruption, severity):
     for c in result['cells']:
-        if c['family'] == family and (family == CLEAN or c['severity'] == severity):
+        if c['corruption'] == corruption and (corruption == CLEAN or c['severity'] == severity):
             return c['mIoU']
     return None
 
 
+def _category_curve(result, category, severities):
+    """Mean mIoU of a category's corruptions at each severity (``None`` where none ran)."""
+    names = [n for n in result['corruptions'] if CATEGORY_OF.get(n) == category]
+    values = [[_cell_miou(result, n, s) for n in names] for s in severities]
+    return [_mean([v for v in vs if v is not None]) for vs in values]
+
+
 def format_table(result):
-    """Markdown report of one result: mIoU per family × severity, summary, per-class IoU."""
+    """Markdown report of one result: mIoU per corruption × severity grouped by category,
+    summary, per-class IoU."""
     summary, severities = result['summary'], result['severities']
     lines = [f'# Robustness of {result["model"]}', '',
              f'clean mIoU **{summary["clean_mIoU"]:.2f}** · mPC **{summary["mPC"]:.2f}** · '
              f'rPC **{_percent(summary["rPC"])}**', '',
-             '| family | clean | ' + ' | '.join(f's{s}' for s in severities) + ' | mean |',
-             '|---' * (len(severities) + 3) + '|']
-    for family in result['families']:
-        values = [_cell_miou(result, family, s) for s in severities]
-        lines.append(f'| {family} | {summary["clean_mIoU"]:.2f} | '
-                     + ' | '.join(_fmt(v) for v in values)
-                     + f' | {summary["family_mIoU"][family]:.2f} |')
-    lines += ['', 'mIoU in %; mPC = mean over every family × severity above; '
+             '| category | corruption | ' + ' | '.join(f's{s}' for s in severities)
+             + ' | mean |', '|---' * (len(severities) + 3) + '|']
+    for category, mpc in summary['category_mPC'].items():
+        for name in [n for n in result['corruptions'] if CATEGORY_OF.get(n) == category]:
+            lines.append(f'| {category} | {name} | '
+                         + ' | '.join(_fmt(_cell_miou(result, name, s)) for s in severities)
+                         + f' | {summary["corruption_mPC"][name]:.2f} |')
+        lines.append(f'| **{category}** | **mean** | '
+                     + ' | '.join(_fmt(v) for v in _category_curve(result, category, severities))
+                     + f' | **{mpc:.2f}** |')
+    lines += ['', 'mIoU in %; clean mIoU '
+              f'{summary["clean_mIoU"]:.2f}; mPC = mean over every corruption × severity above; '
               'rPC = mPC / clean mIoU.', '', '## Per-class IoU', '',
-              '| class | clean | degraded mean | drop |', '|---|---|---|---|']
-    clean = next(c for c in result['cells'] if c['family'] == CLEAN)
-    degraded = [c for c in result['cells'] if c['family'] != CLEAN]
+              '| class | clean | corrupted mean | drop |', '|---|---|---|---|']
+    clean = next(c for c in result['cells'] if c['corruption'] == CLEAN)
+    corrupted = [c for c in result['cells'] if c['corruption'] != CLEAN]
     for name in result['classes']:
-        values = [c['IoU'][name] for c in degraded if c['IoU'].get(name) is not None]
-        mean = float(np.mean(values)) if values else None
+        mean = _mean([c['IoU'][name] for c in corrupted if c['IoU'].get(name) is not None])
         drop = None if mean is None or clean['IoU'][name] is None else clean['IoU'][name] - mean
         lines.append(f'| {name} | {_fmt(clean["IoU"][name])} | {_fmt(mean)} | {_fmt(drop)} |')
-    lines.append('')
-    lines.append(f'config `{result["config"]}`, checkpoint `{result["checkpoint"]}`')
+    load = result.get('checkpoint_load') or {}
+    lines += ['', f'config `{result["config"]}`, checkpoint `{result["checkpoint"]}` (SHA-256 '
+              f'{result.get("checkpoint_sha256", "?")[:12]}…, '
+              f'{"strict" if load.get("strict", True) else "non-strict"} loading), '
+              f'{result.get("num_images", "?")} test images']
     return '\n'.join(lines) + '\n'
 
 
@@ -419,31 +784,100 @@ def _pyplot():
     return plt
 
 
-def plot_result(result, path):
-    """PNG of mIoU against severity, one line per family; severity 0 and the dashed line = clean.
+def _panels(plt, count, title):
+    cols = 2 if count == 4 else min(3, count)
+    rows = -(-count // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.4 * rows + 0.8), squeeze=False,
+                             layout='constrained')
+    fig.get_layout_engine().set(w_pad=0.08, h_pad=0.08)
+    fig.suptitle('\n'.join(textwrap.wrap(title, 40 * cols)))
+    for ax in list(axes.flat)[count:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat)[:count]
 
-    Args:
-        result (dict): a benchmark result.
-        path (str): output PNG path.
-    """
-    plt = _pyplot()
-    summary, severities = result['summary'], result['severities']
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.axhline(summary['clean_mIoU'], color='black', linestyle='--', linewidth=1,
-               label=f'clean ({summary["clean_mIoU"]:.2f})')
-    for family in result['families']:
-        xs = [0] + [s for s in severities if _cell_miou(result, family, s) is not None]
-        ys = [summary['clean_mIoU']] + [_cell_miou(result, family, s) for s in xs[1:]]
-        ax.plot(xs, ys, marker='o', label=family)
+
+def _style(ax, title, severities):
+    ax.set_title(title)
     ax.set_xticks([0] + severities, ['clean'] + [str(s) for s in severities])
     ax.set_xlabel('severity')
     ax.set_ylabel('mIoU (%)')
-    ax.set_ylim(bottom=0)
-    ax.set_title(f'{result["model"]}: mPC {summary["mPC"]:.2f}, rPC {_percent(summary["rPC"])}')
+    top = max([max(line.get_ydata(), default=0) for line in ax.lines], default=0)
+    ax.set_ylim(0, max(1.0, 1.1 * top))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize='small')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+
+
+def result_figure(result):
+    """Figure of one result: a panel per category, mIoU against severity, one line per
+    corruption (x = clean: the clean mIoU); legends below their panels."""
+    plt = _pyplot()
+    summary, severities = result['summary'], result['severities']
+    categories = list(summary['category_mPC'])
+    fig, axes = _panels(plt, len(categories), f'{result["model"]}: clean '
+                        f'{summary["clean_mIoU"]:.2f}, mPC {summary["mPC"]:.2f}, '
+                        f'rPC {_percent(summary["rPC"])}')
+    for ax, category in zip(axes, categories):
+        for name in [n for n in result['corruptions'] if CATEGORY_OF.get(n) == category]:
+            xs = [s for s in severities if _cell_miou(result, name, s) is not None]
+            ax.plot([0] + xs, [summary['clean_mIoU']] + [_cell_miou(result, name, s) for s in xs],
+                    marker='o', markersize=3, label=name)
+        _style(ax, f'{category} (mPC {summary["category_mPC"][category]:.2f})', severities)
+        ax.legend(fontsize='x-small', loc='upper center', bbox_to_anchor=(0.5, -0.24), ncols=2)
+    return fig
+
+
+def compare_figure(results, names):
+    """Figure of several results: a panel per category, mean mIoU of the category against
+    severity, one line per model; one legend under the panels."""
+    plt = _pyplot()
+    categories = [k for k in CATEGORY_ORDER if any(k in r['summary']['category_mPC']
+                                                   for r in results)]
+    severities = sorted({s for r in results for s in r['severities']})
+    fig, axes = _panels(plt, len(categories), 'mIoU against corruption severity, mean per '
+                        'category (x = clean: clean mIoU)')
+    colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    for ax, category in zip(axes, categories):
+        for i, (result, name) in enumerate(zip(results, names)):
+            curve = _category_curve(result, category, severities)
+            points = [(s, v) for s, v in zip(severities, curve) if v is not None]
+            if points:
+                ax.plot([0] + [p[0] for p in points],
+                        [result['summary']['clean_mIoU']] + [p[1] for p in points],
+                        marker='o', markersize=3, color=colors[i % len(colors)], label=name)
+        _style(ax, category, severities)
+    handles = [plt.Line2D([], [], color=colors[i % len(colors)], marker='o',
+                          label='\n'.join(textwrap.wrap(name, 32)))
+               for i, name in enumerate(names)]
+    fig.legend(handles=handles, loc='outside lower center',
+               ncols=min(len(names), min(3, len(categories))))
+    return fig
+
+
+def figure_overflow(fig):
+    """The visible artists of a figure that extend past its edges (after a draw): texts,
+    legends and axes. An empty list means nothing is clipped."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    artists = list(fig.texts) + list(fig.legends)
+    for ax in fig.axes:
+        if ax.get_visible():
+            artists += [ax, ax.title, ax.xaxis.label, ax.yaxis.label]
+            artists += ax.get_xticklabels() + ax.get_yticklabels()
+            artists += [ax.get_legend()] if ax.get_legend() else []
+    outside = []
+    for artist in artists:
+        if not artist.get_visible() or (hasattr(artist, 'get_text') and not artist.get_text()):
+            continue
+        extent = artist.get_window_extent(renderer)
+        if (extent.x0 < box.x0 - 1 or extent.y0 < box.y0 - 1 or extent.x1 > box.x1 + 1
+                or extent.y1 > box.y1 + 1):  # 1 pixel of rounding
+            outside.append(artist)
+    return outside
+
+
+def _save(fig, path):
+    plt = _pyplot()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -453,7 +887,7 @@ def write_outputs(result, work_dir):
     _dump_json(result, paths[0])
     with open(paths[1], 'w', encoding='utf-8') as f:
         f.write(format_table(result))
-    plot_result(result, paths[2])
+    _save(result_figure(result), paths[2])
     return paths
 
 
@@ -463,68 +897,37 @@ def _model_names(results, names):
         if len(set(names)) < len(names):
             names = [f'{n} ({i})' for i, n in enumerate(names, 1)]
     elif len(names) != len(results):
-        raise ValueError(f'{len(names)} names given for {len(results)} result files: pass one '
-                         'name per file (or none)')
+        raise BenchmarkError(f'{len(names)} names given for {len(results)} result files: pass '
+                             'one name per file (or none)')
     return list(names)
 
 
 def format_compare_table(results, names):
-    """Markdown side-by-side table: clean, per-family mean, mPC and rPC for each model."""
-    families = list(dict.fromkeys(f for r in results for f in r['families']))
-    lines = ['# Robustness comparison', '', '| | ' + ' | '.join(names) + ' |',
-             '|---' * (len(names) + 1) + '|',
-             '| clean mIoU | ' + ' | '.join(f'{r["summary"]["clean_mIoU"]:.2f}'
-                                            for r in results) + ' |']
-    for family in families:
-        lines.append(f'| {family} (mean) | ' + ' | '.join(
-            _fmt(r['summary']['family_mIoU'].get(family)) for r in results) + ' |')
-    lines.append('| **mPC** | ' + ' | '.join(f'**{r["summary"]["mPC"]:.2f}**'
-                                             for r in results) + ' |')
-    lines.append('| **rPC** | ' + ' | '.join(f'**{_percent(r["summary"]["rPC"])}**'
-                                             for r in results) + ' |')
-    lines += ['', 'mIoU in %; family (mean) = mean over its severities '
-              + ', '.join(f'{n}: {r["severities"]}' for n, r in zip(names, results))
-              + '; mPC = mean over every family × severity; rPC = mPC / clean mIoU.']
-    cell_sets = {frozenset((c['family'], c['severity']) for c in r['cells']) for r in results}
+    """Markdown leaderboard, best mPC first: clean mIoU, mPC, rPC and mPC per category."""
+    categories = [k for k in CATEGORY_ORDER if any(k in r['summary']['category_mPC']
+                                                   for r in results)]
+    order = sorted(range(len(results)), key=lambda i: -results[i]['summary']['mPC'])
+    lines = ['| model | clean mIoU | mPC | rPC | ' + ' | '.join(categories) + ' |',
+             '|---' * (len(categories) + 4) + '|']
+    for i in order:
+        summary = results[i]['summary']
+        lines.append(f'| {names[i]} | {summary["clean_mIoU"]:.2f} | **{summary["mPC"]:.2f}** | '
+                     f'{_percent(summary["rPC"])} | ' + ' | '.join(
+                         _fmt(summary['category_mPC'].get(k)) for k in categories) + ' |')
+    counts = sorted({(len(r['corruptions']), tuple(r['severities'])) for r in results})
+    lines += ['', 'mIoU in %; mPC = mean mIoU over every corruption × severity; rPC = mPC / '
+              'clean mIoU; a category = mean over its corruptions × severities ('
+              + '; '.join(f'{n} corruptions × severities {list(s)}' for n, s in counts) + ').']
+    cell_sets = {frozenset((c['corruption'], c['severity']) for c in r['cells'])
+                 for r in results}
     if len(cell_sets) > 1:
-        lines += ['', '**Warning: the models were evaluated on different families / severities; '
-                  'their mPC and rPC are not comparable.**']
+        lines += ['', '**Warning: the models were evaluated on different corruptions / '
+                  'severities; their mPC and rPC are not comparable.**']
     return '\n'.join(lines) + '\n'
 
 
-def plot_compare(results, names, path):
-    """PNG with one panel per family: mIoU against severity, one line per model."""
-    plt = _pyplot()
-    families = list(dict.fromkeys(f for r in results for f in r['families']))
-    cols = min(3, len(families))
-    rows = -(-len(families) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
-    colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
-    for ax, family in zip(axes.flat, families):
-        for i, (result, name) in enumerate(zip(results, names)):
-            color = colors[i % len(colors)]
-            clean = result['summary']['clean_mIoU']
-            ax.axhline(clean, color=color, linestyle='--', linewidth=0.8)
-            xs = [s for s in result['severities'] if _cell_miou(result, family, s) is not None]
-            if xs:
-                ax.plot([0] + xs, [clean] + [_cell_miou(result, family, s) for s in xs],
-                        marker='o', color=color, label=name)
-        ax.set_title(family)
-        ax.set_xticks(range(6), ['clean', '1', '2', '3', '4', '5'])
-        ax.set_xlabel('severity')
-        ax.set_ylabel('mIoU (%)')
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize='small')
-    for ax in list(axes.flat)[len(families):]:
-        ax.set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def compare(paths, work_dir, names=None):
-    """Side-by-side Markdown table and plot of several ``robustness.json`` files.
+    """Leaderboard of several ``robustness.json`` files: Markdown table and PNG.
 
     Args:
         paths (Sequence[str]): result files.
@@ -540,5 +943,5 @@ def compare(paths, work_dir, names=None):
     md, png = osp.join(work_dir, 'compare.md'), osp.join(work_dir, 'compare.png')
     with open(md, 'w', encoding='utf-8') as f:
         f.write(format_compare_table(results, names))
-    plot_compare(results, names, png)
+    _save(compare_figure(results, names), png)
     return md, png

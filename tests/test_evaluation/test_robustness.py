@@ -1,41 +1,128 @@
-"""Robustness benchmark logic: summary figures, config surgery, resume cache, reports, errors."""
+"""Robustness benchmark logic: selection, summary figures, config surgery, cache keys, strict
+checkpoint loading, reports and the leaderboard (hand-made results)."""
 import json
+from collections import OrderedDict
 
 import pytest
+import torch
 
 from mmseg_rass.evaluation import robustness as rob
+from mmseg_rass.transforms.imagenet_c import CATEGORIES
 
 
-def _cell(family, severity, miou):
-    return dict(family=family, severity=severity, aAcc=90.0, mIoU=miou, mAcc=miou,
+def test_selection_by_name_category_and_group():
+    assert rob.select_corruptions(['benchmark']) == [
+        n for c in ('noise', 'blur', 'weather', 'digital') for n in CATEGORIES[c]]
+    assert len(rob.select_corruptions(['benchmark'])) == 15
+    assert len(rob.select_corruptions(['all'])) == 19
+    assert rob.select_corruptions(['holdout']) == ['speckle_noise', 'gaussian_blur', 'spatter',
+                                                    'saturate']
+    assert rob.select_corruptions(['realesrgan']) == [
+        'realesrgan_blur', 'realesrgan_noise', 'realesrgan_jpeg', 'realesrgan_downsample',
+        'realesrgan_mixed']
+    # names and categories mix, without repeats, in the order given
+    assert rob.select_corruptions(['fog', 'weather', 'realesrgan_jpeg']) == [
+        'fog', 'snow', 'frost', 'brightness', 'realesrgan_jpeg']
+    assert rob.corruption_transform('fog', 3) == dict(type='Corrupt', corruption='fog',
+                                                      severity=3)
+    assert rob.corruption_transform('realesrgan_downsample', 2) == dict(
+        type='Degrade', preset='downsample', severity=2, deterministic=True)
+    assert rob.corruption_transform('clean', 0) is None
+    with pytest.raises(rob.BenchmarkError, match="'jpeg' is now named 'realesrgan_jpeg'.*"
+                       "jpeg_compression"):
+        rob.select_corruptions(['jpeg'])
+    with pytest.raises(rob.BenchmarkError, match="'mixed' is now named 'realesrgan_mixed'"):
+        rob.select_corruptions(['mixed'])
+    with pytest.raises(rob.BenchmarkError, match="unknown corruption 'rain'"):
+        rob.select_corruptions(['rain'])
+
+
+def _cell(corruption, severity, miou):
+    return dict(corruption=corruption, category=rob.CATEGORY_OF.get(corruption, 'clean'),
+                severity=severity, aAcc=90.0, mIoU=miou, mAcc=miou,
                 IoU={'a': miou + 10, 'b': None}, Acc={'a': miou, 'b': None})
 
 
-def _hand_made_result(model='m', clean=60.0):
-    cells = [_cell('clean', 0, clean), _cell('blur', 1, 50.0), _cell('blur', 2, 40.0),
-             _cell('noise', 1, 30.0), _cell('noise', 2, 20.0)]
-    return rob.make_result(model, dict(config='c.py', checkpoint='k.pth', cfg_options={}), cells)
+def _hand_made_result(model='m', clean=60.0, shift=0.0):
+    cells = [_cell('clean', 0, clean),
+             _cell('gaussian_noise', 1, 50.0 + shift), _cell('gaussian_noise', 2, 40.0 + shift),
+             _cell('shot_noise', 1, 30.0 + shift), _cell('shot_noise', 2, 20.0 + shift),
+             _cell('fog', 1, 44.0 + shift), _cell('fog', 2, 42.0 + shift)]
+    return rob.make_result(model, dict(config='c.py', checkpoint='k.pth'), cells)
 
 
-def test_summary_mpc_rpc_on_hand_made_results():
+def test_summary_on_hand_made_results():
     summary = _hand_made_result()['summary']
     assert summary['clean_mIoU'] == 60.0
-    assert summary['mPC'] == pytest.approx((50 + 40 + 30 + 20) / 4)
-    assert summary['rPC'] == pytest.approx(35 / 60)
-    assert summary['family_mIoU'] == {'blur': 45.0, 'noise': 25.0}
+    assert summary['mPC'] == pytest.approx((50 + 40 + 30 + 20 + 44 + 42) / 6)
+    assert summary['rPC'] == pytest.approx(summary['mPC'] / 60)
+    assert summary['category_mPC'] == {'noise': 35.0, 'weather': 43.0}
+    assert summary['corruption_mPC'] == {'gaussian_noise': 45.0, 'shot_noise': 25.0,
+                                         'fog': 43.0}
     assert _hand_made_result(clean=0.0)['summary']['rPC'] is None
     with pytest.raises(ValueError, match='exactly one clean cell'):
-        rob.summarize([_cell('blur', 1, 50.0)])
+        rob.summarize([_cell('fog', 1, 50.0)])
 
 
 def test_markdown_table_holds_every_cell_and_summary():
     table = rob.format_table(_hand_made_result())
-    assert '| family | clean | s1 | s2 | mean |' in table
-    assert '| blur | 60.00 | 50.00 | 40.00 | 45.00 |' in table
-    assert '| noise | 60.00 | 30.00 | 20.00 | 25.00 |' in table
-    assert 'mPC **35.00**' in table and 'rPC **58.3 %**' in table
-    # per-class: a is 70 clean and 45 on average degraded; b is absent everywhere
-    assert '| a | 70.00 | 45.00 | 25.00 |' in table and '| b | – | – | – |' in table
+    assert '| category | corruption | s1 | s2 | mean |' in table
+    assert '| noise | gaussian_noise | 50.00 | 40.00 | 45.00 |' in table
+    assert '| **noise** | **mean** | 40.00 | 30.00 | **35.00** |' in table
+    assert '| weather | fog | 44.00 | 42.00 | 43.00 |' in table
+    assert 'mPC **37.67**' in table and 'rPC **62.8 %**' in table
+    # per-class: a is 70 clean and 47.67 on average corrupted; b is absent everywhere
+    assert '| a | 70.00 | 47.67 | 22.33 |' in table and '| b | – | – | – |' in table
+
+
+def _write_results(tmp_path):
+    paths = []
+    for name, clean, shift in (('fast', 60.0, 0.0), ('robust', 50.0, 5.0)):
+        path = tmp_path / f'{name}.json'
+        path.write_text(json.dumps(_hand_made_result(name, clean, shift)))
+        paths.append(str(path))
+    return paths
+
+
+def test_leaderboard_from_hand_made_results(tmp_path):
+    paths = _write_results(tmp_path)
+    md, png = rob.compare(paths, str(tmp_path / 'cmp'))
+    table = open(md).read()
+    assert '| model | clean mIoU | mPC | rPC | noise | weather |' in table
+    # best mPC first: robust (42.67) above fast (37.67)
+    assert table.index('| robust |') < table.index('| fast |')
+    assert '| robust | 50.00 | **42.67** | 85.3 % | 40.00 | 48.00 |' in table
+    assert '| fast | 60.00 | **37.67** | 62.8 % | 35.00 | 43.00 |' in table
+    assert open(png, 'rb').read(4) == b'\x89PNG'
+    assert 'not comparable' not in table
+    md, _ = rob.compare(paths, str(tmp_path / 'cmp'), names=['A', 'B'])
+    assert '| B | 50.00 |' in open(md).read()
+    subset = _hand_made_result('subset')
+    subset['cells'] = subset['cells'][:3]
+    (tmp_path / 'subset.json').write_text(json.dumps(subset))
+    md, _ = rob.compare([paths[0], str(tmp_path / 'subset.json')], str(tmp_path / 'cmp'))
+    assert 'not comparable' in open(md).read()
+    with pytest.raises(rob.BenchmarkError, match='1 names given for 2 result files'):
+        rob.compare(paths, str(tmp_path / 'cmp'), names=['A'])
+    with pytest.raises(rob.BenchmarkError, match='result file .*missing.json does not exist'):
+        rob.compare([str(tmp_path / 'missing.json')], str(tmp_path / 'cmp'))
+    (tmp_path / 'foreign.json').write_text('{"mIoU": 1}')
+    with pytest.raises(rob.BenchmarkError, match='is not a robustness result'):
+        rob.compare([str(tmp_path / 'foreign.json')], str(tmp_path / 'cmp'))
+
+
+def test_figures_are_not_clipped():
+    """Long model names and titles stay inside the figure (legends outside the panels)."""
+    long = [_hand_made_result('a_very_long_model_name_' * 4 + str(i), 60.0 - i, -i)
+            for i in range(5)]
+    fig = rob.compare_figure(long, [r['model'] for r in long])
+    assert rob.figure_overflow(fig) == []
+    assert fig.legends and len(fig.legends[0].get_texts()) == 5
+    fig = rob.result_figure(long[0])
+    assert rob.figure_overflow(fig) == []
+    # the check itself: a title far wider than the figure is reported
+    fig.axes[0].set_title('x' * 400)
+    assert fig.axes[0].title in rob.figure_overflow(fig)
 
 
 def _pipeline(load='LoadImage'):
@@ -44,73 +131,58 @@ def _pipeline(load='LoadImage'):
 
 
 @pytest.mark.parametrize('load', ['LoadImage', 'LoadImageFromFile', 'mmseg.LoadImageFromFile'])
-def test_degrade_inserted_right_after_loading(load):
+def test_transform_inserted_right_after_loading(load):
     dataset = dict(type='X', pipeline=_pipeline(load))
-    assert rob.insert_degradation(dataset, 'jpeg', 3) == 1
-    assert dataset['pipeline'][1] == dict(type='Degrade', preset='jpeg', severity=3,
-                                          deterministic=True)
+    assert rob.insert_transform(dataset, rob.corruption_transform('fog', 3)) == 1
+    assert dataset['pipeline'][1] == dict(type='Corrupt', corruption='fog', severity=3)
     assert [t['type'] for t in dataset['pipeline']][2:] == ['Resize', 'LoadAnnotations',
                                                             'PackSegInputs']
 
 
-def test_degrade_inserted_in_wrapped_datasets():
+def test_transform_inserted_in_wrapped_datasets():
     dataset = dict(type='ConcatDataset', datasets=[
         dict(type='X', pipeline=_pipeline()),
         dict(type='RepeatDataset', times=2, dataset=dict(type='Y', pipeline=_pipeline()))])
-    assert rob.insert_degradation(dataset, 'blur', 1) == 2
+    step = rob.corruption_transform('realesrgan_blur', 1)
+    assert rob.insert_transform(dataset, step) == 2
     assert dataset['datasets'][0]['pipeline'][1]['type'] == 'Degrade'
     assert dataset['datasets'][1]['dataset']['pipeline'][1]['type'] == 'Degrade'
     # a wrapper's own pipeline that loads nothing is left alone
     mix = dict(type='MultiImageMixDataset', pipeline=[dict(type='PackSegInputs')],
                dataset=dict(type='X', pipeline=_pipeline()))
-    assert rob.insert_degradation(mix, 'noise', 2) == 1
+    assert rob.insert_transform(mix, step) == 1
     assert len(mix['pipeline']) == 1
 
 
 def _write_config(tmp_path, pipeline, evaluator=None):
     path = tmp_path / 'model_cfg.py'
     path.write_text(
+        'model = dict(type="EncoderDecoder")\n'
         f'test_dataloader = dict(dataset=dict(type="X", pipeline={pipeline!r}))\n'
         f'test_evaluator = {evaluator or dict(type="IoUMetric", iou_metrics=["mIoU"])!r}\n'
         'test_cfg = dict(type="TestLoop")\n')
     return str(path)
 
 
-def test_cell_config(tmp_path):
-    cfg = rob.load_config(_write_config(tmp_path, _pipeline()))
-    clean = rob.build_cell_config(cfg, 'clean', 0, 'k.pth', str(tmp_path))
-    noisy = rob.build_cell_config(cfg, 'noise', 4, 'k.pth', str(tmp_path))
-    assert [t['type'] for t in clean.test_dataloader.dataset.pipeline] == [
+def test_load_config_cleans_the_test_part(tmp_path):
+    pipeline = _pipeline()
+    pipeline.insert(1, dict(type='Degrade', preset='rass_x1', deterministic=True))
+    cfg, notes = rob.load_config(_write_config(tmp_path, pipeline))
+    assert [t['type'] for t in cfg.test_dataloader.dataset.pipeline] == [
         t['type'] for t in _pipeline()]
-    assert noisy.test_dataloader.dataset.pipeline[1]['severity'] == 4
-    assert len(cfg.test_dataloader.dataset.pipeline) == 4  # the model's config is untouched
-    assert noisy.test_evaluator == dict(type='PerClassIoUMetric', iou_metrics=['mIoU'])
-    assert noisy.load_from == 'k.pth' and noisy.work_dir.endswith('logs/noise_s4')
-    # bad test pipelines fail when the config is loaded, before any cell runs
-    with pytest.raises(ValueError, match='no LoadImage or LoadImageFromFile'):
+    assert len(notes) == 1 and "removed {'type': 'Degrade', 'preset': 'rass_x1'" in notes[0]
+    assert cfg.test_evaluator == dict(type='PerClassIoUMetric', iou_metrics=['mIoU'])
+    with pytest.raises(rob.BenchmarkError, match='no LoadImage or LoadImageFromFile'):
         rob.load_config(_write_config(tmp_path, [dict(type='PackSegInputs')]))
-    with pytest.raises(ValueError, match='keep_hq=True.*pass a segmentation config'):
+    with pytest.raises(rob.BenchmarkError, match='keep_hq=True.*pass a segmentation config'):
         pipeline = _pipeline()
         pipeline.insert(1, dict(type='Degrade', preset='rass_x1', keep_hq=True))
         rob.load_config(_write_config(tmp_path, pipeline))
-
-
-def test_config_own_degradation_replaced(tmp_path, capsys):
-    """An LQ config's fixed test degradation is removed: clean is clean, cells get their own."""
-    pipeline = _pipeline()
-    pipeline.insert(1, dict(type='Degrade', preset='rass_x1', deterministic=True))
-    cfg = rob.load_config(_write_config(tmp_path, pipeline))
-    assert "removed {'type': 'Degrade', 'preset': 'rass_x1'" in capsys.readouterr().out
-    clean = rob.build_cell_config(cfg, 'clean', 0, 'k.pth', str(tmp_path))
-    blur = rob.build_cell_config(cfg, 'blur', 2, 'k.pth', str(tmp_path))
-    assert [t['type'] for t in clean.test_dataloader.dataset.pipeline] == [
-        t['type'] for t in _pipeline()]
-    degrades = [t for t in blur.test_dataloader.dataset.pipeline if t['type'] == 'Degrade']
-    assert degrades == [dict(type='Degrade', preset='blur', severity=2, deterministic=True)]
-    with pytest.raises(ValueError, match='has no IoUMetric'):
-        rob.build_cell_config(
-            rob.load_config(_write_config(tmp_path, _pipeline(), dict(type='CityscapesMetric'))),
-            'clean', 0, 'k.pth', str(tmp_path))
+    with pytest.raises(rob.BenchmarkError, match='has no IoUMetric'):
+        rob.load_config(_write_config(tmp_path, _pipeline(), dict(type='CityscapesMetric')))
+    (tmp_path / 'broken.py').write_text('model = dict(\n')
+    with pytest.raises(rob.BenchmarkError, match='config .*broken.py cannot be loaded'):
+        rob.load_config(str(tmp_path / 'broken.py'))
 
 
 def test_check_request_errors(tmp_path):
@@ -118,99 +190,103 @@ def test_check_request_errors(tmp_path):
     config.write_text('')
     ckpt.write_bytes(b'')
     config, ckpt = str(config), str(ckpt)
-    rob.check_request(config, ckpt, ['blur', 'mixed'], [1, 5])
-    with pytest.raises(FileNotFoundError, match='config file .*nope.py does not exist'):
-        rob.check_request(str(tmp_path / 'nope.py'), ckpt, ['blur'], [1])
-    with pytest.raises(FileNotFoundError, match='checkpoint .*nope.pth does not exist'):
-        rob.check_request(config, str(tmp_path / 'nope.pth'), ['blur'], [1])
-    with pytest.raises(ValueError, match="unknown degradation family 'fog'"):
-        rob.check_request(config, ckpt, ['blur', 'fog'], [1])
+    assert rob.check_request(config, ckpt, ['noise', 'fog'], [5, 1, 5]) == (
+        ['gaussian_noise', 'shot_noise', 'impulse_noise', 'fog'], [1, 5])
+    with pytest.raises(rob.BenchmarkError, match='config file .*nope.py does not exist'):
+        rob.check_request(str(tmp_path / 'nope.py'), ckpt, ['fog'], [1])
+    with pytest.raises(rob.BenchmarkError, match='checkpoint .*nope.pth does not exist'):
+        rob.check_request(config, str(tmp_path / 'nope.pth'), ['fog'], [1])
     for bad in (0, 6):
-        with pytest.raises(ValueError, match=f'severity {bad} is out of range'):
-            rob.check_request(config, ckpt, ['blur'], [1, bad])
+        with pytest.raises(rob.BenchmarkError, match=f'severity {bad} is out of range'):
+            rob.check_request(config, ckpt, ['fog'], [1, bad])
 
 
-def test_resume_skips_finished_cells(tmp_path, monkeypatch, capsys):
-    """A second run with one more severity evaluates only the new cell."""
-    config = _write_config(tmp_path, _pipeline())
-    ckpt = tmp_path / 'k.pth'
-    ckpt.write_bytes(b'')
-    evaluated = []
+def test_cell_cache_key(tmp_path):
+    key = dict(version=rob.CACHE_VERSION, checkpoint='a' * 64, config='c', files='f',
+               corruption=rob.corruption_transform('fog', 1))
+    path = tmp_path / 'fog_s1.json'
+    assert rob.read_cell(str(path), key) == (None, None)
+    path.write_text(json.dumps(dict(mIoU=1.0, key=rob.content_key(key), key_parts=key)))
+    assert rob.read_cell(str(path), key)[0]['mIoU'] == 1.0
+    assert rob.read_cell(str(path), dict(key, checkpoint='b' * 64)) == (None, 'checkpoint')
+    assert rob.read_cell(str(path), dict(key, config='d', files='g')) == (None, 'config/files')
+    assert rob.transform_code_digest(None) is None
+    assert len({rob.transform_code_digest(rob.corruption_transform(n, 1))
+                for n in ('fog', 'snow', 'realesrgan_jpeg')}) == 2  # per implementation
+    path.write_text('{"mIoU": 1.0, "source": {}}')  # a cell of the first format
+    assert rob.read_cell(str(path), key) == (None, 'older format')
+    path.write_text('{"mI')  # killed while writing
+    assert rob.read_cell(str(path), key) == (None, 'unreadable')
 
-    def fake_evaluate(cell_cfg):
-        step = cell_cfg.test_dataloader.dataset.pipeline[1]
-        severity = step.get('severity', 0) if step['type'] == 'Degrade' else 0
-        evaluated.append(rob.cell_name(step.get('preset', 'clean'), severity))
-        miou = 50.0 - 10 * severity
-        return dict(aAcc=80.0, mIoU=miou, mAcc=miou, IoU={'a': miou, 'b': None},
-                    Acc={'a': miou, 'b': None})
 
-    monkeypatch.setattr(rob, 'evaluate_cell', fake_evaluate)
-    work_dir = str(tmp_path / 'wd')
-    rob.run_benchmark(config, str(ckpt), ['blur'], [1], work_dir)
-    assert evaluated == ['clean', 'blur_s1']
-    capsys.readouterr()
-    result = rob.run_benchmark(config, str(ckpt), ['blur'], [1, 2], work_dir)
-    out = capsys.readouterr().out
-    assert evaluated == ['clean', 'blur_s1', 'blur_s2']
-    assert '[1/3] clean: cached' in out and '[2/3] blur severity 1: cached' in out
-    assert '[3/3] blur severity 2: evaluating' in out
-    assert result['summary']['mPC'] == pytest.approx(35.0)
-    assert result['summary']['rPC'] == pytest.approx(0.7)
-    assert json.loads((tmp_path / 'wd' / 'robustness.json').read_text()) == result
-    assert (tmp_path / 'wd' / 'robustness.md').read_text() == rob.format_table(result)
-    assert (tmp_path / 'wd' / 'robustness.png').read_bytes()[:4] == b'\x89PNG'
+class _Tiny(torch.nn.Module):
 
-    # a truncated cell file (killed while writing) is evaluated again
-    (tmp_path / 'wd' / 'cells' / 'blur_s2.json').write_text('{"fam')
-    rob.run_benchmark(config, str(ckpt), ['blur'], [1, 2], work_dir)
-    assert evaluated[-1] == 'blur_s2' and len(evaluated) == 4
-    # cells of another checkpoint are never mixed in
+    def __init__(self, width=3):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, width, 1)
+        self.head = torch.nn.Linear(width, 2)
+
+
+def test_strict_checkpoint_loading(tmp_path):
+    model = _Tiny()
+    good = tmp_path / 'good.pth'
+    torch.save(dict(state_dict=_Tiny().state_dict(), meta=dict()), good)
+    assert rob.load_checkpoint_checked(model, str(good)) == dict(
+        strict=True, missing=0, unexpected=0, mismatched=0)
+    assert torch.equal(model.conv.weight, torch.load(good)['state_dict']['conv.weight'])
+    # saved from a DDP-wrapped model: the module. prefix is removed
+    wrapped = tmp_path / 'wrapped.pth'
+    torch.save(OrderedDict(('module.' + k, v) for k, v in _Tiny().state_dict().items()),
+               wrapped)
+    assert rob.load_checkpoint_checked(model, str(wrapped))['missing'] == 0
+    # another model: one error listing the keys; nothing is loaded
     other = tmp_path / 'other.pth'
-    other.write_bytes(b'')
-    with pytest.raises(ValueError, match='holds a result of another run'):
-        rob.run_benchmark(config, str(other), ['blur'], [1], work_dir)
+    state = _Tiny(width=5).state_dict()
+    state.pop('head.bias')
+    state['extra.weight'] = torch.zeros(1)
+    torch.save(dict(state_dict=state), other)
+    before = model.conv.weight.clone()
+    with pytest.raises(rob.BenchmarkError) as error:
+        rob.load_checkpoint_checked(model, str(other))
+    message = str(error.value)
+    assert '1 missing key (head.bias)' in message and '1 unexpected key (extra.weight)' in message
+    assert '3 with another shape (conv.weight, conv.bias, head.weight)' in message
+    assert '--non-strict' in message and torch.equal(model.conv.weight, before)
+    # --non-strict: what matches is loaded, the counts are reported
+    assert rob.load_checkpoint_checked(model, str(other), strict=False) == dict(
+        strict=False, missing=1, unexpected=1, mismatched=3)
+    empty = tmp_path / 'empty.pth'
+    torch.save(dict(state_dict={}), empty)
+    with pytest.raises(rob.BenchmarkError, match=r'4 missing keys \(conv.weight, conv.bias, '
+                       r'head.weight, … \(1 more\)\)'):
+        rob.load_checkpoint_checked(model, str(empty))
+    (tmp_path / 'junk.pth').write_bytes(b'not a checkpoint')
+    with pytest.raises(rob.BenchmarkError, match='checkpoint .*junk.pth'):
+        rob.load_checkpoint_checked(model, str(tmp_path / 'junk.pth'))
 
 
-def test_compare_writes_side_by_side_table_and_plot(tmp_path):
-    paths = []
-    for name, clean in (('fast', 60.0), ('robust', 50.0)):
-        path = tmp_path / f'{name}.json'
-        path.write_text(json.dumps(_hand_made_result(name, clean)))
-        paths.append(str(path))
-    md, png = rob.compare(paths, str(tmp_path / 'cmp'))
-    table = open(md).read()
-    assert '| | fast | robust |' in table
-    assert '| clean mIoU | 60.00 | 50.00 |' in table
-    assert '| blur (mean) | 45.00 | 45.00 |' in table
-    assert '| **rPC** | **58.3 %** | **70.0 %** |' in table
-    assert open(png, 'rb').read(4) == b'\x89PNG'
-    assert 'not comparable' not in table
-    md, _ = rob.compare(paths, str(tmp_path / 'cmp'), names=['A', 'B'])
-    assert '| | A | B |' in open(md).read()
-    subset = _hand_made_result('subset')
-    subset['cells'] = subset['cells'][:3]
-    (tmp_path / 'subset.json').write_text(json.dumps(subset))
-    md, _ = rob.compare([paths[0], str(tmp_path / 'subset.json')], str(tmp_path / 'cmp'))
-    assert 'different families / severities; their mPC and rPC are not comparable' in \
-        open(md).read()
-    with pytest.raises(ValueError, match='1 names given for 2 result files'):
-        rob.compare(paths, str(tmp_path / 'cmp'), names=['A'])
-    with pytest.raises(FileNotFoundError, match='result file .*missing.json does not exist'):
-        rob.compare([str(tmp_path / 'missing.json')], str(tmp_path / 'cmp'))
-    (tmp_path / 'foreign.json').write_text('{"mIoU": 1}')
-    with pytest.raises(ValueError, match='is not a robustness result'):
-        rob.compare([str(tmp_path / 'foreign.json')], str(tmp_path / 'cmp'))
+class Payload:
+    """An object safe loading refuses (any class outside the allowed globals)."""
 
 
-def test_model_zoo_config_as_it_is(tmp_path):
-    """mmseg's SegFormer Cityscapes config, named with ``mmseg::``, gets Degrade after loading."""
+def test_untrusted_checkpoint_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / 'pickled.pth'
+    torch.save(dict(state_dict=_Tiny().state_dict(), extra=Payload()), path)
+    monkeypatch.delenv('MMSEG_RASS_TRUST_CHECKPOINTS', raising=False)
+    with pytest.raises(rob.BenchmarkError, match='safe loading .*--trust-checkpoint'):
+        rob.load_checkpoint_checked(_Tiny(), str(path))
+    monkeypatch.setenv('MMSEG_RASS_TRUST_CHECKPOINTS', '1')
+    assert rob.load_checkpoint_checked(_Tiny(), str(path))['missing'] == 0
+
+
+def test_model_zoo_config_as_it_is(tmp_path, cached_mmseg_model_index):
+    """mmseg's SegFormer Cityscapes config, named with ``mmseg::``, gets Corrupt after loading."""
     name = 'mmseg::segformer/segformer_mit-b0_8xb1-160k_cityscapes-1024x1024.py'
-    cfg = rob.load_config(name)
-    cell = rob.build_cell_config(cfg, 'mixed', 5, 'k.pth', str(tmp_path))
-    pipeline = cell.test_dataloader.dataset.pipeline
-    assert [t['type'] for t in pipeline[:2]] == ['LoadImageFromFile', 'Degrade']
-    assert pipeline[1]['preset'] == 'mixed' and pipeline[1]['deterministic'] is True
-    assert cell.test_evaluator['type'] == 'PerClassIoUMetric'
-    with pytest.raises(FileNotFoundError, match='config file .*segformer/nope.py does not exist'):
-        rob.check_request('mmseg::segformer/nope.py', 'http://x/k.pth', ['blur'], [1])
+    cfg, notes = rob.load_config(name)
+    assert notes == [] and cfg.test_evaluator['type'] == 'PerClassIoUMetric'
+    dataset = cfg.test_dataloader.dataset
+    rob.insert_transform(dataset, rob.corruption_transform('snow', 5))
+    assert [t['type'] for t in dataset.pipeline[:2]] == ['LoadImageFromFile', 'Corrupt']
+    with pytest.raises(rob.BenchmarkError, match='config file .*segformer/nope.py does not '
+                       'exist'):
+        rob.check_request('mmseg::segformer/nope.py', 'http://x/k.pth', ['fog'], [1])
