@@ -177,8 +177,9 @@ def _refused(filename, error):
         f'checkpoint {filename} holds Python objects that safe loading (torch.load with '
         f'weights_only=True) refuses: {what}. Loading it fully can run any code it contains. '
         f'Only if you trust the file (you made it, or it comes from a source you trust), '
-        f'pass {TRUST_CHECKPOINT_FLAG} to tools/train.py, tools/test.py or '
-        f'tools/export_scr_lora.py, or set {TRUST_CHECKPOINTS_ENV}=1.')
+        f'pass {TRUST_CHECKPOINT_FLAG} to the tool (tools/train.py, test.py, '
+        f'benchmark_robustness.py, export_scr_lora.py, convert_*.py), or set '
+        f'{TRUST_CHECKPOINTS_ENV}=1 (any tool or script).')
 
 
 def load_local_checkpoint(filename, map_location=None):
