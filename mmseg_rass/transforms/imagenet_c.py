@@ -12,7 +12,10 @@ Every corruption is a function ``fn(x, severity, generators)``:
 
 and returns a float tensor (B, 3, H, W) (the same size). :func:`corrupt_batch` clips and
 quantises the result like ``imagecorruptions.corrupt`` (``np.uint8`` of a [0, 255] float:
-truncation). The functions live in ``imagenet_c_noise_blur.py`` and
+truncation). A function may carry ``fn.uint8_cpu(x, severity, generators)``, the same corruption
+(the same bytes) on a uint8 (B, 3, H, W) CPU batch returning uint8, which :func:`corrupt_batch`
+uses for uint8 CPU input (``pixelate`` and ``jpeg_compression`` through Pillow, as the
+reference). The functions live in ``imagenet_c_noise_blur.py`` and
 ``imagenet_c_weather_digital.py``; this module names them, groups them by category and
 provides the ``Corrupt`` transform.
 """
@@ -77,7 +80,12 @@ def corrupt_batch(x, name, severity, seeds):
     if len(seeds) != x.shape[0]:
         raise ValueError(f'corrupt_batch got {len(seeds)} seeds for {x.shape[0]} images')
     generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    out = fn(x.float(), int(severity), generators)
+    native = getattr(fn, 'uint8_cpu', None)
+    if native is not None and x.dtype == torch.uint8 and x.device.type == 'cpu':
+        return native(x, int(severity), generators)
+    # one pass to a contiguous float batch (``float()`` of a permuted HWC view keeps its strides)
+    out = fn(x.to(torch.float32, memory_format=torch.contiguous_format), int(severity),
+             generators)
     return out.clamp_(0, 255).to(torch.uint8)
 
 

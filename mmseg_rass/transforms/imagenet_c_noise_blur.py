@@ -12,7 +12,8 @@ Where the computation departs from the reference:
 * ``impulse_noise``: one uniform draw per value, ``u < c/2`` → 0 and ``c/2 ≤ u < c`` → 255;
   the same law as scikit-image's ``random_noise(mode='s&p')`` (flip with probability ``c``,
   then salt or pepper with probability 1/2 each), which draws two Bernoulli arrays.
-* ``shot_noise``: ``torch.poisson`` in place of numpy's Poisson sampler.
+* ``shot_noise``: numpy's Poisson sampler replaced by inversion of tabulated CDFs (one float64
+  uniform per value) for integer-valued images, by ``torch.poisson`` otherwise.
 * ``gaussian_blur`` and the two blurs of ``glass_blur``: scikit-image's ``gaussian`` (radius
   ``int(4σ + 0.5)``, replicated borders), as separable sums of shifted copies.
 * ``glass_blur``: the reference's pixel "swap" on numpy views is in effect a copy, applied
@@ -31,6 +32,7 @@ Where the computation departs from the reference:
   align_corners=True)``, the sampling grid of ``scipy.ndimage.zoom(order=1)`` (output size
   ``round(crop · z)``, input coordinate ``o · (n_in - 1) / (n_out - 1)``).
 """
+import functools
 import math
 
 import numpy as np
@@ -59,10 +61,10 @@ def _prepare(x, generators):
     return x.contiguous()
 
 
-def _draw(x, generators, sample):
-    """Fill a (B, C, H, W) CPU tensor by ``sample(size, generator, out)`` per image, then move
-    it to ``x``'s device."""
-    out = torch.empty(x.shape)
+def _draw(x, generators, sample, dtype=torch.float32):
+    """Fill a (B, C, H, W) CPU tensor of ``dtype`` by ``sample(size, generator, out)`` per
+    image, then move it to ``x``'s device."""
+    out = torch.empty(x.shape, dtype=dtype)
     for g, o in zip(generators, out):
         sample(x.shape[1:], generator=g, out=o)
     return out.to(x.device)
@@ -96,13 +98,67 @@ def gaussian_noise(x, severity, generators):
     return _draw(x, generators, torch.randn).mul_(255 * c).add_(x).clamp_(0, 255)
 
 
+_GUIDE_BITS = 10  # the inverse-CDF guide tables' 2^10 buckets per level
+
+
+@functools.lru_cache(maxsize=16)
+def _poisson_tables(c, device):
+    """Inverse-CDF tables of Poisson(λ = v / 255 · c) for the 256 levels ``v`` (float64).
+
+    Returns ``(cdf, guide)`` flattened from (256, K) and (256, 2^b): ``cdf`` the CDFs with the last
+    column set to 1 (it moves a tail mass below 1e-20 onto the last count); ``guide``, for the
+    uniforms in bucket ``[i / 2^b, (i + 1) / 2^b)``, twice the number of CDF values ≤ ``i / 2^b``
+    (the smallest count there) plus 1 where a CDF value falls inside the bucket (the count then
+    depends on where the uniform lies in it).
+    """
+    lam = torch.arange(256, dtype=torch.float64) / 255 * c
+    size = int(c + 12 * math.sqrt(c) + 20)
+    pmf = (lam[:, None] / torch.arange(1, size, dtype=torch.float64)).cumprod(1)
+    pmf = torch.cat([torch.ones(256, 1, dtype=torch.float64), pmf], 1) * torch.exp(-lam)[:, None]
+    cdf = pmf.cumsum(1)
+    cdf[:, -1] = 1.
+    edges = torch.arange((1 << _GUIDE_BITS) + 1, dtype=torch.float64) / (1 << _GUIDE_BITS)
+    below = torch.searchsorted(cdf, edges.expand(256, -1).contiguous(), right=True)
+    guide = 2 * below[:, :-1] + (below[:, 1:] > below[:, :-1])
+    return cdf.flatten().to(device), guide.flatten().to(device, torch.int32)
+
+
+def _poisson_levels(levels, c, u):
+    """Poisson(levels / 255 · c) counts of int32 ``levels`` by inversion: the number of CDF
+    values ≤ the uniform ``u`` (float64 in [0, 1)). The uniform's bucket in the guide table
+    gives the count, or where to start stepping through the CDF when a CDF value lies inside
+    the bucket (rare)."""
+    cdf, guide = _poisson_tables(c, levels.device)
+    size = cdf.numel() // 256
+    start = guide.index_select(0, (levels << _GUIDE_BITS) + (u * (1 << _GUIDE_BITS)).int())
+    todo = torch.nonzero(start & 1).squeeze(1)
+    counts = start >> 1
+    index = levels[todo].long() * size + counts[todo]
+    u = u[todo]
+    while todo.numel():
+        step = u >= cdf[index]
+        counts[todo[step]] += 1
+        todo, index, u = todo[step], index[step] + 1, u[step]
+    return counts
+
+
 def shot_noise(x, severity, generators):
-    """Poisson noise: ``Poisson(c · x / 255) · 255 / c``."""
+    """Poisson noise: ``Poisson(c · x / 255) · 255 / c``.
+
+    Integer-valued images (8-bit ones) draw by inversion of the 256 levels' CDFs (float64
+    uniforms, exact in law up to float64 rounding); other values through ``torch.poisson``.
+    """
     c = _SHOT_NOISE[severity - 1]
     x = _prepare(x, generators)
-    rates = x.detach().cpu() * (c / 255)
-    counts = torch.stack([torch.poisson(r, generator=g) for r, g in zip(rates, generators)])
-    return (counts.to(x.device) * (255 / c)).clamp_(0, 255)
+    levels = x.round().clamp_(0, 255)
+    if torch.equal(levels, x):
+        u = _draw(x, generators, torch.rand, torch.float64).flatten()
+        counts = _poisson_levels(levels.int().flatten(), c, u).view(x.shape).to(x.dtype)
+    else:
+        rates = x.detach().cpu() * (c / 255)
+        counts = torch.stack([torch.poisson(r, generator=g)
+                              for r, g in zip(rates, generators)]).to(x.device)
+    return (counts * (255 / c)).clamp_(0, 255)
 
 
 def impulse_noise(x, severity, generators):

@@ -15,13 +15,15 @@ from that reference:
   computed in closed form: with H and S fixed RGB scales with V, and with H and V fixed
   ``V - RGB`` scales with S; grey pixels (hue 0 in scikit-image) turn red by the saturation
   offset as in the reference.
-* ``pixelate``: Pillow's ``BOX`` reduction (fixed-point, horizontal pass first, 8-bit
+* ``pixelate``: on uint8 CPU batches Pillow itself (``uint8_cpu``, the reference's operations).
+  Otherwise Pillow's ``BOX`` reduction (fixed-point, horizontal pass first, 8-bit
   intermediate) and ``NEAREST`` enlargement (accumulated double steps) reproduced in integer
   arithmetic and index tables: bit-exact where Pillow runs the horizontal pass first (e.g.
   512×1024 at every severity); Pillow 13 runs the vertical one first for some sizes (its rule
   is not reproduced), and then pixels differ by at most one level.
-* ``jpeg_compression``: Pillow's JPEG codec, one image at a time on the CPU (the reference's
-  codec and quality): bit-exact.
+* ``jpeg_compression``: Pillow's JPEG encoder (the reference's codec and quality), one image at a
+  time on the CPU, decoded by OpenCV's libjpeg-turbo (the bytes of Pillow's decoder, tested);
+  uint8 CPU batches skip the float round trip (``uint8_cpu``): bit-exact.
 * ``snow``: only the centre crop of the normal field that the zoom uses is drawn; the
   motion-blurred flakes use the reference's shifted-copy kernel with edge replication.
 * ``frost``: textures from the installed ``imagecorruptions`` package, decoded and resized with
@@ -133,11 +135,6 @@ def _motion_blur_layer(layer, radius, sigma, angle):
             break
         out += float(k[i]) * padded[width - dy:width - dy + h, width - dx:width - dx + w]
     return out
-
-
-def _to_uint8_numpy(img):
-    """(3, H, W) float [0, 255] → (H, W, 3) uint8 array (rounded)."""
-    return img.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
 def _gray(x):
@@ -314,9 +311,26 @@ def _pil_box_reduce(img, n_out, dim):
     return (sums >> 22).clamp_(0, 255)
 
 
+def _pil_each(x, op):
+    """``op`` (``PIL.Image`` → ``PIL.Image``) of each image of a uint8 (B, 3, H, W) CPU batch."""
+    out = np.stack([np.asarray(op(Image.fromarray(img.permute(1, 2, 0).numpy()))) for img in x])
+    return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+
+_PIXELATE = (0.6, 0.5, 0.4, 0.3, 0.25)
+
+
+def _pixelate_pil(x, severity, generators):
+    """:func:`pixelate` of a uint8 CPU batch by Pillow itself (the reference's operations)."""
+    c = _PIXELATE[severity - 1]
+    h, w = x.shape[-2:]
+    return _pil_each(x, lambda im: im.resize((int(w * c), int(h * c)), Image.BOX).resize(
+        (w, h), Image.NEAREST))
+
+
 def pixelate(x, severity, generators):
     """Pixelate: Pillow ``BOX`` reduction by ``c`` then ``NEAREST`` enlargement (bit-exact)."""
-    c = [0.6, 0.5, 0.4, 0.3, 0.25][severity - 1]
+    c = _PIXELATE[severity - 1]
     _, _, h, w = x.shape
     sh, sw = int(h * c), int(w * c)
     small = x.clamp(0, 255).round().to(torch.int32)
@@ -325,17 +339,33 @@ def pixelate(x, severity, generators):
         ..., _pil_nearest_index(sw, w, x.device)]
 
 
+pixelate.uint8_cpu = _pixelate_pil
+
+
+_JPEG_QUALITY = (25, 18, 15, 10, 7)
+
+
 def jpeg_compression(x, severity, generators):
     """JPEG compression: Pillow's encoder at quality ``q`` and its decoder, per image on the CPU
     (the input is rounded to 8 bits first)."""
-    q = [25, 18, 15, 10, 7][severity - 1]
+    x8 = x.clamp(0, 255).round().to(torch.uint8).cpu()
+    return _jpeg_uint8(x8, severity, generators).to(x)
+
+
+def _jpeg_uint8(x, severity, generators):
+    """:func:`jpeg_compression` of a uint8 CPU batch (no float round trip): encoded by Pillow,
+    decoded by OpenCV straight into an array (libjpeg-turbo's decoder as in Pillow, the same
+    bytes; faster than Pillow's decode and copy)."""
     out = []
     for img in x:
         buf = io.BytesIO()
-        Image.fromarray(_to_uint8_numpy(img)).save(buf, 'JPEG', quality=q)
-        buf.seek(0)
-        out.append(torch.from_numpy(np.array(Image.open(buf))))
-    return torch.stack(out).permute(0, 3, 1, 2).to(x)
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(buf, 'JPEG',
+                                                          quality=_JPEG_QUALITY[severity - 1])
+        out.append(cv2.imdecode(np.frombuffer(buf.getbuffer(), np.uint8), cv2.IMREAD_COLOR_RGB))
+    return torch.from_numpy(out[0][None] if len(out) == 1 else np.stack(out)).permute(0, 3, 1, 2)
+
+
+jpeg_compression.uint8_cpu = _jpeg_uint8
 
 
 # ---------------------------------------------------------------- holdout

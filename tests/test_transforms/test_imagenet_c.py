@@ -60,6 +60,17 @@ def test_deterministic_batch_independent_in_range(name, photos):
     assert not torch.equal(out, x)
 
 
+@pytest.mark.parametrize('name', [n for n in CORRUPTIONS
+                                  if hasattr(corruption_fn(n), 'uint8_cpu')])
+def test_uint8_input_gives_the_float_input_bytes(name, photos, monkeypatch):
+    x = _batch(photos)  # a permuted HWC uint8 view, as the transform passes it
+    out = corrupt_batch(x, name, 4, [3, 4])
+    assert out.dtype == torch.uint8 and out.shape == x.shape
+    assert torch.equal(out, corrupt_batch(x.float(), name, 4, [3, 4]))
+    monkeypatch.setattr(corruption_fn(name), 'uint8_cpu', None)  # the torch path for uint8 too
+    assert torch.equal(out, corrupt_batch(x, name, 4, [3, 4]))
+
+
 # Not ordered by PSNR in the ImageNet-C definitions themselves (imagecorruptions 1.1.2 gives the
 # same order): saturate's factors are 0.3, 0.1, 2, 5, 20 (severity 3 is the mildest); glass
 # blur's severity 2 and 4 swap fewer pixels than 1 and 3; frost's and fog's middle severities

@@ -42,6 +42,45 @@ def test_shot_noise_is_scaled_poisson():
     assert abs(float(counts.var()) / (128 * c / 255) - 1) < 0.05  # Poisson: variance = mean
 
 
+@pytest.mark.parametrize('c', [60, 3])
+def test_poisson_inversion_is_the_inverse_cdf(c):
+    """Every uniform, bucket edges and CDF values themselves included, gives the number of CDF
+    values ≤ it (the inverse CDF of Poisson(v / 255 · c))."""
+    cdf, _ = nb._poisson_tables(c, torch.device('cpu'))
+    cdf = cdf.view(256, -1)
+    levels = torch.arange(256, dtype=torch.int32).repeat_interleave(60)
+    g = torch.Generator().manual_seed(c)
+    u = torch.rand(len(levels), dtype=torch.float64, generator=g)
+    u[::3] = torch.randint(0, 1 << nb._GUIDE_BITS, (len(u[::3]),), generator=g).double() / (
+        1 << nb._GUIDE_BITS)  # bucket edges
+    on_cdf = cdf[levels[1::3].long(), torch.randint(0, 8, (len(u[1::3]),), generator=g)]
+    u[1::3] = torch.where(on_cdf < 1, on_cdf, u[1::3])  # exactly a CDF value
+    expected = torch.searchsorted(cdf[levels.long()], u[:, None], right=True)[:, 0]
+    assert torch.equal(nb._poisson_levels(levels, c, u), expected.int())
+    # the tables: the exact Poisson CDF (float64 rounding), the tail beyond them negligible
+    lam = torch.arange(256, dtype=torch.float64) / 255 * c
+    k = torch.arange(cdf.shape[1] - 1, dtype=torch.float64)
+    pmf = torch.exp(k * torch.log(lam[1:, None]) - lam[1:, None] - torch.lgamma(k + 1))
+    torch.testing.assert_close(cdf[1:, :-1], pmf.cumsum(1), rtol=1e-12, atol=1e-14)
+    assert float(1 - cdf[-1, -2]) < 1e-15 and bool((cdf[0] == 1).all())
+
+
+def test_shot_noise_frequencies_are_poisson():
+    c, level = 12, 200  # severity 3
+    out = nb.shot_noise(torch.full((1, 3, 256, 256), float(level)), 3, _gens(1))
+    counts = (out * c / 255).round().long().flatten()
+    lam = level / 255 * c
+    freq = torch.bincount(counts, minlength=c + 1).double() / counts.numel()
+    pmf = torch.tensor([math.exp(k * math.log(lam) - lam - math.lgamma(k + 1)) for k in range(c)])
+    pmf = torch.cat([pmf, 1 - pmf.sum(0, keepdim=True)])  # counts over c clip at 255
+    assert len(freq) == c + 1
+    n = counts.numel()  # each frequency within 5 binomial standard errors
+    assert bool(((freq - pmf).abs() <= 5 * (pmf * (1 - pmf) / n).sqrt() + 1 / n).all())
+    # non-integer values: torch.poisson, the same law
+    frac = nb.shot_noise(torch.full((1, 3, 64, 64), 127.5), 3, _gens(1)) * c / 255
+    assert abs(float(frac.mean()) / (127.5 * c / 255) - 1) < 0.02
+
+
 def test_impulse_noise_fractions():
     c = 0.17  # severity 4
     out = nb.impulse_noise(_flat(100), 4, _gens(1))

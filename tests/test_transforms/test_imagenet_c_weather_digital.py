@@ -87,6 +87,32 @@ def test_jpeg_equals_pil_round_trip():
         assert np.array_equal(_uint8(wd.jpeg_compression(_tensor(img), severity, _gens())), ref)
 
 
+@pytest.mark.parametrize('name', ['pixelate', 'jpeg_compression'])
+def test_uint8_cpu_path_equals_the_torch_path_and_pil(photo, name):
+    """The uint8 CPU path (Pillow as the reference) gives the torch path's bytes (a batch of
+    two sizes where Pillow's ``BOX`` runs its horizontal pass first) and Pillow's own."""
+    fn = getattr(wd, name)
+    other = np.random.default_rng(1).integers(0, 256, (97, 161, 3), dtype=np.uint8)
+    for img in (photo, other):
+        x8 = torch.from_numpy(np.stack([img, img[::-1].copy()])).permute(0, 3, 1, 2)
+        h, w = img.shape[:2]
+        for severity in range(1, 6):
+            fast = fn.uint8_cpu(x8, severity, _gens(2))
+            assert fast.dtype == torch.uint8 and fast.shape == x8.shape
+            assert torch.equal(fast, fn(x8.float(), severity, _gens(2)).clamp(0, 255).to(
+                torch.uint8))
+            pil = Image.fromarray(img)
+            if name == 'pixelate':
+                c = (0.6, 0.5, 0.4, 0.3, 0.25)[severity - 1]
+                ref = pil.resize((int(w * c), int(h * c)), Image.BOX).resize((w, h),
+                                                                             Image.NEAREST)
+            else:
+                buf = io.BytesIO()
+                pil.save(buf, 'JPEG', quality=(25, 18, 15, 10, 7)[severity - 1])
+                ref = Image.open(buf)
+            assert np.array_equal(fast[0].permute(1, 2, 0).numpy(), np.asarray(ref))
+
+
 def test_gaussian_matches_scipy():
     ndimage = pytest.importorskip('scipy.ndimage')
     f = np.random.default_rng(0).random((2, 30, 17))
