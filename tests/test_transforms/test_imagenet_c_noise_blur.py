@@ -89,6 +89,35 @@ def test_impulse_noise_fractions():
     assert bool(((out == 0) | (out == 255) | (out == 100)).all())
 
 
+@pytest.mark.parametrize('name', ['gaussian_noise', 'impulse_noise', 'speckle_noise'])
+def test_noise_uint8_shortcut_gives_the_float_path_bytes(name):
+    x = _random_image(24, 40, seed=5).to(torch.uint8).expand(2, -1, -1, -1)
+    fn = getattr(nb, name)
+    for s in range(1, 6):
+        fast = fn.uint8_cpu(x, s, _gens(2))
+        assert fast.dtype == torch.uint8 and fast.shape == x.shape
+        assert torch.equal(fast, fn(x.float(), s, _gens(2)).clamp(0, 255).to(torch.uint8))
+
+
+def test_impulse_noise_uint8_thresholds_match_at_the_boundaries(monkeypatch):
+    """Uniforms on and next to float32(c) and float32(c / 2): both paths classify them alike."""
+    x = _flat(100, 8).to(torch.uint8)
+    for s, c in enumerate(nb._IMPULSE_NOISE, 1):
+        edges = [np.float32(c), np.float32(c / 2)]
+        values = torch.tensor([np.nextafter(e, d) for e in edges for d in (0, e, 1)],
+                              dtype=torch.float32).repeat(x.numel() // 6 + 1)[:x.numel()]
+
+        def fake_rand(shape, generator=None, out=None):
+            u = values.view(shape).clone()
+            return u if out is None else out.copy_(u)
+
+        monkeypatch.setattr(torch, 'rand', fake_rand)
+        fast = nb.impulse_noise.uint8_cpu(x, s, _gens(1))
+        slow = nb.impulse_noise(x.float(), s, _gens(1)).to(torch.uint8)
+        monkeypatch.undo()
+        assert torch.equal(fast, slow) and set(fast.unique().tolist()) == {0, 100, 255}
+
+
 def test_speckle_noise_is_multiplicative():
     out = nb.speckle_noise(_flat(100), 1, _gens(1))
     assert abs(float(out.std()) / (100 * 0.15) - 1) < 0.03
