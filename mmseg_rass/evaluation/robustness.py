@@ -35,6 +35,7 @@ import warnings
 import numpy as np
 
 from ..datasets.degraded_dataset import plain_dataset_cfg
+from ..sam.prior_io import file_sha256
 from ..transforms.degradation_pipeline import FAMILIES
 from ..transforms.imagenet_c import BENCHMARK, CATEGORIES, CORRUPTIONS
 
@@ -282,15 +283,6 @@ def load_config(config, cfg_options=None):
     cfg.test_evaluator = _use_per_class_metric(cfg.test_evaluator)
     cfg.setdefault('default_scope', 'mmseg')
     return cfg, notes
-
-
-def sha256_file(path, chunk=1 << 20):
-    """SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _sha256_text(text):
@@ -596,7 +588,7 @@ def run_benchmark(config, checkpoint, families=DEFAULT_SELECTION, severities=SEV
     work_dir = osp.abspath(work_dir or osp.join('work_dirs', 'robustness', model_name))
     files = dataset_files(cfg, config)
     local = local_checkpoint(checkpoint)
-    base_key = dict(version=CACHE_VERSION, checkpoint=sha256_file(local),
+    base_key = dict(version=CACHE_VERSION, checkpoint=file_sha256(local),
                     config=_sha256_text(cfg.pretty_text),
                     files=_sha256_text(json.dumps(files)), strict=strict)
 

@@ -1,4 +1,4 @@
-"""ImageNet-C weather and digital corruptions (plus the holdout ``spatter`` and ``saturate``) in torch.
+"""ImageNet-C weather and digital corruptions (and the holdout ``spatter``, ``saturate``) in torch.
 
 The ten functions follow :mod:`.imagenet_c`'s contract ``fn(x, severity, generators)``: ``x`` is a
 float (B, 3, H, W) RGB batch in [0, 255] on any device, ``generators`` one CPU

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def load_reference():
-    """``imagecorruptions.corrupt`` as ``tools/benchmark_corruptions.py`` runs it (numpy 2 fixes)."""
+    """``imagecorruptions.corrupt`` as ``tools/benchmark_corruptions.py`` runs it."""
     import importlib.util
     import os.path as osp
     path = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'benchmark_corruptions.py')
@@ -75,7 +75,8 @@ def test_uint8_input_gives_the_float_input_bytes(name, photos, monkeypatch):
 # same order): saturate's factors are 0.3, 0.1, 2, 5, 20 (severity 3 is the mildest); glass
 # blur's severity 2 and 4 swap fewer pixels than 1 and 3; frost's and fog's middle severities
 # (and snow's 2 and 3) differ by less than their random texture / fractal / flakes vary.
-NOT_MONOTONE = dict(saturate=0.3, glass_blur=0.3, frost=1.5, fog=1.5, snow=1.5)  # dB tolerance vs reference
+# dB tolerance against the reference
+NOT_MONOTONE = dict(saturate=0.3, glass_blur=0.3, frost=1.5, fog=1.5, snow=1.5)
 
 
 def _mean_psnrs(photos, fn):

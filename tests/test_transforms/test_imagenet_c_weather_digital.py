@@ -118,7 +118,8 @@ def test_gaussian_matches_scipy():
     f = np.random.default_rng(0).random((2, 30, 17))
     for sigmas, truncate, mode in (((1.5, 3.), 3., 'reflect'), ((2., 2.), 4., 'nearest'),
                                    ((12., 0.2), 3., 'reflect')):
-        ref = np.stack([ndimage.gaussian_filter(a, sigmas, mode=mode, truncate=truncate) for a in f])
+        ref = np.stack([ndimage.gaussian_filter(a, sigmas, mode=mode, truncate=truncate)
+                        for a in f])
         out = wd._gaussian(torch.from_numpy(f), sigmas, truncate, mode).numpy()
         assert np.abs(out - ref).max() < 1e-9
 
@@ -190,7 +191,8 @@ def test_elastic_resamples_like_map_coordinates(photo, monkeypatch):
     dx, dy = (ndimage.gaussian_filter(f, (0.01 * h, 0.01 * w), mode='reflect', truncate=3) *
               250 * 0.085 for f in field)
     rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing='ij')
-    ref = np.stack([ndimage.map_coordinates(photo[..., c].astype(np.float64), [rows + dy, cols + dx],
+    ref = np.stack([ndimage.map_coordinates(photo[..., c].astype(np.float64),
+                                            [rows + dy, cols + dx],
                                             order=1, mode='reflect') for c in range(3)])
     assert np.abs(out - ref).max() < 0.05
 
