@@ -15,9 +15,10 @@ quantises the result like ``imagecorruptions.corrupt`` (``np.uint8`` of a [0, 25
 truncation). A function may carry ``fn.uint8_cpu(x, severity, generators)``, the same corruption
 (the same bytes) on a uint8 (B, 3, H, W) CPU batch returning uint8, which :func:`corrupt_batch`
 uses for uint8 CPU input (``pixelate`` and ``jpeg_compression`` through Pillow, as the
-reference; the Gaussian, impulse and speckle noises in numpy arithmetic). The functions live
-in ``imagenet_c_noise_blur.py`` and ``imagenet_c_weather_digital.py``; this module names them,
-groups them by category and provides the ``Corrupt`` transform.
+reference; the Gaussian, impulse and speckle noises, ``fog``, ``frost`` and ``spatter`` in numpy
+arithmetic). The functions live in ``imagenet_c_noise_blur.py`` and
+``imagenet_c_weather_digital.py``; this module names them, groups them by category and provides
+the ``Corrupt`` transform.
 """
 import os.path as osp
 

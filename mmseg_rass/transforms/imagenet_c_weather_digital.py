@@ -27,15 +27,17 @@ from that reference:
 * ``snow``: only the centre crop of the normal field that the zoom uses is drawn; the
   motion-blurred flakes use the reference's shifted-copy kernel with edge replication.
 * ``frost``: textures from the installed ``imagecorruptions`` package, decoded and resized with
-  OpenCV as in the reference (texture index 0–4, as the reference never picks the sixth).
-* ``fog``: the diamond-square plasma fractal in float32, batched level by level on the device.
+  OpenCV as in the reference (texture index 0–4, as the reference never picks the sixth);
+  uint8 CPU batches in numpy float32 (``uint8_cpu``, the same bytes).
+* ``fog``: the diamond-square plasma fractal in float32, batched level by level on the device;
+  uint8 CPU batches build it in numpy (``uint8_cpu``, the same draws and bytes, faster).
 * ``elastic_transform``: the smoothed displacement fields are separable Gaussian convolutions
   and the bilinear resampling is ``grid_sample`` (reflection, matching ``map_coordinates``'s
   ``reflect`` mode).
 * ``spatter``: the water drops' texture (Canny edges, distance transform, histogram
   equalisation, emboss filter) runs through OpenCV per image on the CPU as in the reference;
   a random layer with no drop (possible only on tiny images, where the reference divides by
-  zero) adds nothing.
+  zero) adds nothing; uint8 CPU batches blend in numpy float32 (``uint8_cpu``, the same bytes).
 """
 import functools
 import importlib.util
@@ -195,11 +197,12 @@ def _frost_resized(path, h, w):
     return torch.from_numpy(np.ascontiguousarray(tex[..., ::-1])).permute(2, 0, 1)
 
 
-def frost(x, severity, generators):
-    """Frost: ``a·x + b·texture`` with a random crop of one of five frost textures."""
-    a, b = [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)][severity - 1]
+_FROST = ((1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75))  # image, texture weights
+
+
+def _frost_crops(generators, h, w):
+    """One random h×w crop (uint8 (3, h, w) view) of one of five frost textures per image."""
     folder = _frost_dir()
-    _, _, h, w = x.shape
     crops = []
     for g in generators:
         idx = int(torch.randint(5, (), generator=g))
@@ -207,7 +210,27 @@ def frost(x, severity, generators):
         top = int(torch.randint(tex.shape[1] - h, (), generator=g))
         left = int(torch.randint(tex.shape[2] - w, (), generator=g))
         crops.append(tex[:, top:top + h, left:left + w])
-    return a * x + b * torch.stack(crops).to(x)
+    return crops
+
+
+def frost(x, severity, generators):
+    """Frost: ``a·x + b·texture`` with a random crop of one of five frost textures."""
+    a, b = _FROST[severity - 1]
+    return a * x + b * torch.stack(_frost_crops(generators, *x.shape[2:])).to(x)
+
+
+def _frost_uint8(x, severity, generators):
+    """:func:`frost` of a uint8 CPU batch (the same bytes, float32 numpy arithmetic)."""
+    a, b = (np.float32(v) for v in _FROST[severity - 1])
+    out = []
+    for img, crop in zip(x.numpy(), _frost_crops(generators, *x.shape[2:])):
+        res = np.multiply(img, a, dtype=np.float32)
+        res += np.multiply(crop.numpy(), b, dtype=np.float32)
+        out.append(np.clip(res, 0, 255, out=res).astype(np.uint8))
+    return torch.from_numpy(np.stack(out))
+
+
+frost.uint8_cpu = _frost_uint8
 
 
 def _plasma_fractal(generators, size, decay, device):
@@ -240,6 +263,76 @@ def fog(x, severity, generators):
     plasma = _plasma_fractal(generators, size, decay, x.device)[:, None, :h, :w]
     top = x.amax((1, 2, 3), keepdim=True) / 255.
     return (x + 255. * strength * plasma) * top / (top + strength)
+
+
+def _add_rolled(a, b, shift, axis, out=None):
+    """``a + np.roll(b, shift, axis)`` (``shift`` ±1) without the rolled copy."""
+    out = np.empty_like(a) if out is None else out
+    head, tail = (slice(None, -1), slice(1, None))[::-shift]
+    ix = lambda s: (s, slice(None)) if axis == 0 else (slice(None), s)  # noqa: E731
+    np.add(a[ix(head)], b[ix(tail)], out=out[ix(head)])
+    edge = (slice(-1, None), slice(None, 1))[::-shift]
+    np.add(a[ix(edge[0])], b[ix(edge[1])], out=out[ix(edge[0])])
+    return out
+
+
+def _plasma_numpy(g, size, decay, h, w):
+    """The top-left h×w of one :func:`_plasma_fractal` map as float32 numpy (the same draws and
+    float32 operations, so the same values): each level's grid is built densely from the
+    previous one; the last level is interleaved only over the crop (its extrema come from its
+    four parts)."""
+    cur = np.zeros((1, 1), np.float32)
+    parts, wibble, n = (cur,), 100., 1
+    while n < size:
+        noise = torch.rand((3, n, n), generator=g).numpy()
+        noise *= np.float32(2 * wibble * wibble)
+        noise -= np.float32(wibble * wibble)
+        square = _add_rolled(cur, cur, -1, 0)
+        centre = _add_rolled(square, square, -1, 1)
+        centre /= 4
+        centre += noise[0]
+        edges = []
+        for axis, k in ((0, 1), (1, 2)):  # centre rolled by +1, corner by -1 along the other axis
+            e = _add_rolled(centre, centre, 1, axis)
+            e += cur
+            _add_rolled(e, cur, -1, 1 - axis, out=e)
+            e /= 4
+            e += noise[k]
+            edges.append(e)
+        parts = (cur, centre, *edges)
+        rows, cols = (h, w) if 2 * n == size else (2 * n, 2 * n)
+        cur = np.empty((rows, cols), np.float32)
+        r0, c0, r1, c1 = (rows + 1) // 2, (cols + 1) // 2, rows // 2, cols // 2
+        cur[::2, ::2] = parts[0][:r0, :c0]
+        cur[1::2, 1::2] = centre[:r1, :c1]
+        cur[::2, 1::2] = edges[0][:r0, :c1]
+        cur[1::2, ::2] = edges[1][:r1, :c0]
+        n, wibble = 2 * n, wibble / decay
+    low = min(p.min() for p in parts)
+    cur -= low
+    cur /= max(p.max() for p in parts) - low
+    return cur
+
+
+def _fog_uint8(x, severity, generators):
+    """:func:`fog` of a uint8 CPU batch (the same bytes; the fractal and the arithmetic in
+    float32 numpy, faster than torch's strided writes on one thread)."""
+    strength, decay = [(1.5, 2), (2., 2), (2.5, 1.7), (2.5, 1.5), (3., 1.4)][severity - 1]
+    _, _, h, w = x.shape
+    size = 1 << (max(h, w) - 1).bit_length()
+    k, s = np.float32(255. * strength), np.float32(strength)
+    out = []
+    for img, g in zip(x.numpy(), generators):
+        layer = _plasma_numpy(g, size, decay, h, w)
+        res = np.add(img, np.multiply(layer, k, out=layer), dtype=np.float32)
+        top = np.float32(img.max()) / np.float32(255.)
+        res *= top
+        res /= top + s
+        out.append(np.clip(res, 0, 255, out=res).astype(np.uint8))
+    return torch.from_numpy(np.stack(out))
+
+
+fog.uint8_cpu = _fog_uint8
 
 
 def brightness(x, severity, generators):
@@ -377,32 +470,71 @@ def _drop_texture(liquid):
     dist = cv2.blur(np.minimum(dist, 20), (3, 3)).astype(np.uint8)
     emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float32)
     dist = cv2.filter2D(cv2.equalizeHist(dist), cv2.CV_8U, emboss)
-    return torch.from_numpy(cv2.blur(dist, (3, 3)).astype(np.float32))
+    return cv2.blur(dist, (3, 3)).astype(np.float32)
+
+
+# mean, std, sigma, threshold, ``extra`` (the drops' gain (water) or the mask's blur sigma
+# (mud)), mud
+_SPATTER = ((0.65, 0.3, 4, 0.69, 0.6, 0), (0.65, 0.3, 3, 0.68, 0.6, 0),
+            (0.65, 0.3, 2, 0.68, 0.5, 0), (0.65, 0.3, 1, 0.65, 1.5, 1),
+            (0.67, 0.4, 1, 0.65, 1.5, 1))
+_WATER, _MUD = (175., 238., 238.), (63., 42., 20.)
+
+
+def _spatter_layers(severity, generators, h, w, device):
+    """The thresholded liquid layer (B, h, w) and, for mud, its mask (B, h, w) (else None)."""
+    mean, std, sigma, thresh, extra, mud = _SPATTER[severity - 1]
+    liquid = _gaussian(_normal(generators, (h, w), mean, std, device), (sigma, sigma), 4.,
+                       'nearest')
+    liquid = torch.where(liquid < thresh, 0., liquid)
+    if not mud:
+        return liquid, None
+    m = _gaussian((liquid > thresh).float(), (extra, extra), 4., 'nearest')
+    return liquid, torch.where(m < 0.8, 0., m)
+
+
+def _drops(liquid):
+    """The water drops' mask (h, w) float32 numpy in [0, 1] of one (h, w) liquid layer."""
+    liquid = np.clip(liquid * np.float32(255), 0, 255).astype(np.uint8)
+    m = liquid.astype(np.float32) * _drop_texture(liquid)
+    peak = m.max()
+    return m / peak if peak > 0 else np.zeros_like(m)
 
 
 def spatter(x, severity, generators):
     """Spatter: water drops (pale turquoise, severities 1–3) or mud (brown, 4–5) from a
     smoothed, thresholded normal field."""
-    # ``extra``: the drops' gain (water) or the mask's blur sigma (mud)
-    mean, std, sigma, thresh, extra, mud = [
-        (0.65, 0.3, 4, 0.69, 0.6, 0), (0.65, 0.3, 3, 0.68, 0.6, 0), (0.65, 0.3, 2, 0.68, 0.5, 0),
-        (0.65, 0.3, 1, 0.65, 1.5, 1), (0.67, 0.4, 1, 0.65, 1.5, 1)][severity - 1]
     _, _, h, w = x.shape
-    liquid = _gaussian(_normal(generators, (h, w), mean, std, x.device), (sigma, sigma), 4.,
-                       'nearest')
-    liquid = torch.where(liquid < thresh, 0., liquid)
-    if mud:
-        m = _gaussian((liquid > thresh).to(x.dtype), (extra, extra), 4., 'nearest')
-        m = torch.where(m < 0.8, 0., m)[:, None]
-        colour = torch.tensor([63., 42., 20.], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    liquid, m = _spatter_layers(severity, generators, h, w, x.device)
+    if m is not None:
+        m = m.to(x)[:, None]
+        colour = torch.tensor(_MUD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
         return x * (1 - m) + colour * m
-    liquid = (liquid * 255).clamp(0, 255).to(torch.uint8).cpu()
-    m = torch.stack([liquid[i].float() * _drop_texture(liquid[i].numpy())
-                     for i in range(len(liquid))])
-    peak = m.amax((1, 2), keepdim=True)
-    m = torch.where(peak > 0, m / peak.clamp(min=1e-12), 0.).to(x)[:, None] * extra
-    colour = torch.tensor([175., 238., 238.], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    m = torch.stack([torch.from_numpy(_drops(layer)) for layer in liquid.cpu().numpy()])
+    m = m.to(x)[:, None] * _SPATTER[severity - 1][4]
+    colour = torch.tensor(_WATER, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     return x + m * colour
+
+
+def _spatter_uint8(x, severity, generators):
+    """:func:`spatter` of a uint8 CPU batch (the same bytes; the blending in numpy float32)."""
+    _, _, h, w = x.shape
+    liquid, mask = _spatter_layers(severity, generators, h, w, 'cpu')
+    extra = np.float32(_SPATTER[severity - 1][4])
+    out = []
+    for i, img in enumerate(x.numpy()):
+        if mask is None:
+            m = _drops(liquid[i].numpy()) * extra
+            res = np.add(img, m * np.array(_WATER, np.float32)[:, None, None], dtype=np.float32)
+        else:
+            m = mask[i].numpy()
+            res = np.multiply(img, 1 - m, dtype=np.float32)
+            res += np.array(_MUD, np.float32)[:, None, None] * m
+        out.append(np.clip(res, 0, 255, out=res).astype(np.uint8))
+    return torch.from_numpy(np.stack(out))
+
+
+spatter.uint8_cpu = _spatter_uint8
 
 
 def saturate(x, severity, generators):

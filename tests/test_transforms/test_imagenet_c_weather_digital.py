@@ -152,6 +152,28 @@ def test_fog_only_adds_a_plasma_then_rescales(photo):
     assert torch.allclose(maps.amax((1, 2)), torch.ones(2))
 
 
+@pytest.mark.parametrize('name', ['fog', 'frost', 'spatter'])
+def test_numpy_uint8_cpu_path_gives_the_torch_path_bytes(photo, name):
+    """``uint8_cpu`` in numpy gives the float torch path's bytes (for fog: odd, tiny and
+    non-square sizes, where the fractal's last level is interleaved only over the crop)."""
+    fn = getattr(wd, name)
+    other = np.random.default_rng(2).integers(0, 256, (97, 161, 3), dtype=np.uint8)
+    for img in (photo, other, other[:2, :3], other[:65, :1]):
+        x8 = torch.from_numpy(np.stack([img, img[::-1].copy()])).permute(0, 3, 1, 2)
+        for severity in range(1, 6):
+            fast = fn.uint8_cpu(x8, severity, _gens(2))
+            assert fast.dtype == torch.uint8 and fast.shape == x8.shape
+            assert torch.equal(fast, fn(x8.float(), severity, _gens(2)).clamp(0, 255).to(
+                torch.uint8))
+
+
+def test_add_rolled_is_numpy_roll_then_add():
+    a, b = np.random.default_rng(3).random((2, 4, 5))
+    for shift in (1, -1):
+        for axis in (0, 1):
+            assert np.array_equal(wd._add_rolled(a, b, shift, axis), a + np.roll(b, shift, axis))
+
+
 def test_snow_adds_point_symmetric_flakes(photo):
     x = _tensor(photo)
     keep = 0.55
