@@ -11,13 +11,4 @@ fi
 CONFIG=$1
 NPROC=$2
 shift 2
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
-if [ ! -x "$PYTHON" ]; then
-  echo "error: $PYTHON not found: run \`bash tools/setup_env.sh\` first, or set PYTHON=/path/to/python" >&2
-  exit 1
-fi
-PYTHONPATH="$ROOT:${PYTHONPATH:-}" exec "$PYTHON" -m torch.distributed.run \
-  --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" --master_addr="${MASTER_ADDR:-127.0.0.1}" \
-  --nproc_per_node="$NPROC" --master_port="${PORT:-29500}" \
-  "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "$@"
+exec bash "$(dirname "${BASH_SOURCE[0]}")/torchrun.sh" "$NPROC" tools/train.py "$CONFIG" --launcher pytorch "$@"
