@@ -58,6 +58,22 @@ def run_tool(args, cwd=REPO_ROOT, timeout=600):
                           text=True, timeout=timeout)
 
 
+def load_tool(name):
+    """Import ``tools/<name>.py`` as a fresh module (the tools are scripts, not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'{name}_tool',
+                                                  os.path.join(REPO_ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='session')
+def tool_loader():
+    """Return :func:`load_tool` (``tool_loader('infer')`` is ``tools/infer.py`` as a module)."""
+    return load_tool
+
+
 @pytest.fixture(scope='session')
 def tool_runner():
     """Return :func:`run_tool` (runs ``python tools/...`` from the repository root)."""

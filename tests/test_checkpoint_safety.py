@@ -6,7 +6,6 @@ refuse the file with one error naming it and the opt-in; ``--trust-checkpoint`` 
 """
 import functools
 import http.server
-import importlib.util
 import os.path as osp
 import sys
 import threading
@@ -116,12 +115,10 @@ def test_load_from(evil, demo_data_root, tmp_path, repo_root):
     assert_refused(info.value, path, marker)
 
 
-def test_benchmark_robustness(evil, demo_data_root, tmp_path, monkeypatch, repo_root, capsys):
+def test_benchmark_robustness(evil, demo_data_root, tmp_path, monkeypatch, repo_root, capsys,
+                              tool_loader):
     path, marker = evil
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_robustness_tool', osp.join(repo_root, 'tools', 'benchmark_robustness.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = tool_loader('benchmark_robustness')
     monkeypatch.chdir(repo_root)
     with pytest.raises(SystemExit) as info:  # the tool's one-line error, exit code 2
         tool.main([CONFIG, path, '--families', 'realesrgan_jpeg', '--severities', '1',
@@ -132,12 +129,9 @@ def test_benchmark_robustness(evil, demo_data_root, tmp_path, monkeypatch, repo_
     assert not (tmp_path / 'bench').exists()
 
 
-def test_export_scr_lora(evil, tmp_path, repo_root):
+def test_export_scr_lora(evil, tmp_path, tool_loader):
     path, marker = evil
-    spec = importlib.util.spec_from_file_location(
-        'export_scr_lora_tool', osp.join(repo_root, 'tools', 'export_scr_lora.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = tool_loader('export_scr_lora')
     with pytest.raises(SystemExit) as info:
         tool.main([path, str(tmp_path / 'lora.safetensors')])
     assert_refused(info.value, path, marker)

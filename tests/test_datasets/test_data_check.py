@@ -129,12 +129,8 @@ def test_missing_val_label_stops_before_the_first_iteration(data, tmp_path, repo
     assert runner.iter == 0
 
 
-def test_check_data_tool(data, repo_root, capsys):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('check_data_tool',
-                                                  f'{repo_root}/tools/check_data.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+def test_check_data_tool(data, repo_root, tool_loader, capsys):
+    tool = tool_loader('check_data')
     _, labels = files(data, 'val')
     labels[0].unlink()
     config = f'{repo_root}/configs/baseline/fpn_r18_demo_cityscapes.py'

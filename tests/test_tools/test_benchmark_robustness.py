@@ -1,9 +1,7 @@
 """tools/benchmark_robustness.py on demo data: one run, 2 gloo processes against 1, the content
 -keyed cell cache, strict checkpoints, and one-line CLI errors that leave no work dir."""
-import importlib.util
 import json
 import os
-import os.path as osp
 import re
 import shutil
 import socket
@@ -183,15 +181,7 @@ def test_cache_follows_checkpoint_config_and_files(tiny_model, demo_data_root, t
     assert len(evaluated) == 2 and 'files changed' in out and result['num_images'] == 3
 
 
-def _load_tool(repo_root):
-    path = osp.join(repo_root, 'tools', 'benchmark_robustness.py')
-    spec = importlib.util.spec_from_file_location('benchmark_robustness_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_mismatched_checkpoint_fails_and_non_strict_is_recorded(tiny_model, repo_root,
+def test_mismatched_checkpoint_fails_and_non_strict_is_recorded(tiny_model, tool_loader,
                                                                 tmp_path, capsys):
     config, _ = tiny_model
     other = tmp_path / 'other.pth'
@@ -200,13 +190,13 @@ def test_mismatched_checkpoint_fails_and_non_strict_is_recorded(tiny_model, repo
     argv = [config, str(other), '--families', 'contrast', '--severities', '1', '--work-dir',
             str(work_dir)]
     with pytest.raises(SystemExit) as exit_info:
-        _load_tool(repo_root).main(argv)
+        tool_loader('benchmark_robustness').main(argv)
     assert exit_info.value.code == 2 and not work_dir.exists()
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert re.search(r'does not match the model of the config: \d+ missing keys '
                      r'\(backbone\..*2 unexpected keys \(weight, bias\).*--non-strict', err)
-    _load_tool(repo_root).main(argv + ['--non-strict'])
+    tool_loader('benchmark_robustness').main(argv + ['--non-strict'])
     result = json.loads((work_dir / 'robustness.json').read_text())
     assert result['checkpoint_load']['strict'] is False
     assert result['checkpoint_load']['unexpected'] == 2
@@ -224,7 +214,7 @@ def test_mismatched_checkpoint_fails_and_non_strict_is_recorded(tiny_model, repo
     ('compare', 'result file .*missing.json does not exist'),
     ('nothing', 'pass CONFIG and CHECKPOINT'),
 ])
-def test_cli_errors(case, message, tiny_model, repo_root, tmp_path, capsys):
+def test_cli_errors(case, message, tiny_model, tool_loader, tmp_path, capsys):
     config, checkpoint = tiny_model
     broken = tmp_path / 'broken.py'
     broken.write_text("_base_ = ['mmseg::_base_/default_runtime.py']\nmodel = dict(\n")
@@ -244,7 +234,7 @@ def test_cli_errors(case, message, tiny_model, repo_root, tmp_path, capsys):
     if case != 'compare':
         argv += ['--work-dir', str(work_dir)]
     with pytest.raises(SystemExit) as exit_info:
-        _load_tool(repo_root).main(argv)
+        tool_loader('benchmark_robustness').main(argv)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if 'error:' in line]  # after argparse's usage

@@ -6,19 +6,13 @@ and docs/sam_priors.md. Here: ``pretrained=`` + one level at stride 8 (PSPNet); 
 SPD on SegFormer (whose paramwise custom keys meet a frozen model). ConvNeXt's stage-wise
 recipe is checked on the constructor in tests/test_models/test_backbones/test_rass_mixing.py.
 """
-import importlib.util
-import os.path as osp
 
 import pytest
 
 
 @pytest.fixture(scope='module')
-def tool(repo_root):
-    spec = importlib.util.spec_from_file_location(
-        'check_zoo_mixing_tool', osp.join(repo_root, 'tools', 'check_zoo_mixing.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool(tool_loader):
+    return tool_loader('check_zoo_mixing')
 
 
 @pytest.fixture(scope='module')

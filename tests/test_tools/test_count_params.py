@@ -1,17 +1,12 @@
 """tools/count_params.py: per-component trainable/total counts on the meta device."""
-import importlib.util
 import os.path as osp
 
 import pytest
 
 
 @pytest.fixture(scope='module')
-def tool(repo_root):
-    spec = importlib.util.spec_from_file_location(
-        'count_params_tool', osp.join(repo_root, 'tools', 'count_params.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool(tool_loader):
+    return tool_loader('count_params')
 
 
 def test_rass_sd21_counts_without_weights(tool, repo_root, capsys):

@@ -1,6 +1,5 @@
 """tools/make_lq_set.py, tools/visualize_degradation.py and tools/benchmark_degradation.py."""
 import hashlib
-import importlib.util
 import json
 
 import cv2
@@ -9,18 +8,11 @@ import pytest
 import torch
 
 
-def _tool(repo_root, name):
-    spec = importlib.util.spec_from_file_location(name, f'{repo_root}/tools/{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
-def test_make_lq_set_is_reproducible_and_writes_manifest(repo_root, demo_data_root, tmp_path):
-    tool = _tool(repo_root, 'make_lq_set')
+def test_make_lq_set_is_reproducible_and_writes_manifest(tool_loader, demo_data_root, tmp_path):
+    tool = tool_loader('make_lq_set')
     src = demo_data_root / 'leftImg8bit' / 'val'
     for out in ('a', 'b'):
         tool.main(['--src', str(src), '--out', str(tmp_path / out), '--preset', 'mixed',
@@ -39,23 +31,23 @@ def test_make_lq_set_is_reproducible_and_writes_manifest(repo_root, demo_data_ro
         assert 40 <= entry['params']['jpeg2'] <= 60 and entry['source'] == str(rel)
 
 
-def test_make_lq_set_errors_name_the_problem(repo_root, tmp_path):
-    tool = _tool(repo_root, 'make_lq_set')
+def test_make_lq_set_errors_name_the_problem(tool_loader, tmp_path):
+    tool = tool_loader('make_lq_set')
     with pytest.raises(SystemExit, match='Degrade: severity='):
         tool.main(['--src', str(tmp_path), '--out', str(tmp_path / 'o'), '--preset', 'blur'])
     with pytest.raises(SystemExit, match='no images'):
         tool.main(['--src', str(tmp_path), '--out', str(tmp_path / 'o')])
 
 
-def test_visualize_grid_layout(repo_root):
-    tool = _tool(repo_root, 'visualize_degradation')
+def test_visualize_grid_layout(tool_loader):
+    tool = tool_loader('visualize_degradation')
     img = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     grid = tool.make_grid(img, 'x.png', (24, 40))
     assert grid.shape == (24 * 6, 40 * 6, 3) and grid.dtype == np.uint8
 
 
-def test_benchmark_needs_the_basicsr_sdist_and_maps_our_preset(repo_root, tmp_path):
-    tool = _tool(repo_root, 'benchmark_degradation')
+def test_benchmark_needs_the_basicsr_sdist_and_maps_our_preset(tool_loader, tmp_path):
+    tool = tool_loader('benchmark_degradation')
     with pytest.raises(SystemExit, match='--basicsr-src is required'):
         tool.main([])
     with pytest.raises(SystemExit, match='degradations.py not found'):

@@ -1,5 +1,4 @@
 """Prior extraction: LQ or restored images, resume, stale/broken files, shards, CLI errors."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -162,16 +161,9 @@ def test_priors_from_a_restorer(repo_root, demo_data_root, tmp_path, cached_mmse
         RestorerPriorSource.from_config(str(r2s))
 
 
-def _load_tool(repo_root):
-    spec = importlib.util.spec_from_file_location(
-        'extract_sam_priors_tool', osp.join(repo_root, 'tools', 'extract_sam_priors.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
-def test_cli(repo_root, demo_data_root, tmp_path, capsys, cached_mmseg_model_index):
-    tool = _load_tool(repo_root)
+def test_cli(repo_root, tool_loader, demo_data_root, tmp_path, capsys,
+             cached_mmseg_model_index):
+    tool = tool_loader('extract_sam_priors')
     config = osp.join(repo_root, 'configs/spd/spd_segformer-tiny_demo-cityscapes-lq.py')
     root = f'train_dataloader.dataset.data_root={demo_data_root}'
     with pytest.raises(SystemExit, match=r'SAM checkpoint .*none\.pth.* not found'):

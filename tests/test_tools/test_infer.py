@@ -95,12 +95,8 @@ def test_init_model_inference_model_show_result_pyplot(demo_checkpoint, repo_roo
 
 
 @pytest.fixture(scope='module')
-def infer_tool(repo_root):
-    spec = importlib.util.spec_from_file_location('infer_tool',
-                                                  osp.join(repo_root, 'tools', 'infer.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def infer_tool(tool_loader):
+    return tool_loader('infer')
 
 
 def test_infer_tool_writes_overlays_and_label_maps(infer_tool, demo_checkpoint, repo_root,

@@ -11,17 +11,6 @@ from mmseg_rass.transforms.imagenet_c import (BENCHMARK, CATEGORIES, CORRUPTIONS
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
-def load_reference():
-    """``imagecorruptions.corrupt`` as ``tools/benchmark_corruptions.py`` runs it."""
-    import importlib.util
-    import os.path as osp
-    path = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'benchmark_corruptions.py')
-    spec = importlib.util.spec_from_file_location('benchmark_corruptions', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.load_reference()
-
-
 @pytest.fixture(scope='module')
 def photos():
     """Two real RGB photos at 96×160 (small, but large enough for every corruption)."""
@@ -101,7 +90,7 @@ def _ours(photos, name):
 
 
 @pytest.mark.parametrize('name', CORRUPTIONS)
-def test_severity_lowers_psnr(name, photos):
+def test_severity_lowers_psnr(name, photos, tool_loader):
     """PSNR to the clean photo falls with severity; where the definition itself is not ordered,
     severity 5 is still below 1 and every severity matches the reference's mean PSNR."""
     means = _mean_psnrs(photos, _ours(photos, name))
@@ -110,7 +99,7 @@ def test_severity_lowers_psnr(name, photos):
         return
     assert means[4] < means[0], (name, means)
     pytest.importorskip('imagecorruptions')
-    corrupt = load_reference()
+    corrupt = tool_loader('benchmark_corruptions').load_reference()
 
     def reference(severity, k, stem):
         np.random.seed(k)
