@@ -1,10 +1,6 @@
 """Loading reference checkpoints safely and mapping their keys by explicit rules."""
-import os.path as osp
-import pickle
 import re
 from collections import Counter
-
-import torch
 
 
 def load_reference_checkpoint(path):
@@ -19,25 +15,17 @@ def load_reference_checkpoint(path):
 
     Returns:
         object: What the file holds (on the CPU).
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: The file is refused by safe loading (the message says how to opt in), or
+            it is damaged or not a torch file.
     """
-    from ..compat import TRUST_CHECKPOINT_FLAG, TRUST_CHECKPOINTS_ENV, trust_checkpoints
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint {path} not found')
-    trusted = trust_checkpoints()
+    from ..compat import UntrustedCheckpointError, load_local_checkpoint
     try:
-        return torch.load(path, map_location='cpu', weights_only=not trusted)
-    except (RuntimeError, EOFError) as err:  # truncated or not a torch file
-        raise ValueError(f'cannot read checkpoint {path} ({err}): is it complete and written '
-                         'by torch.save?') from err
-    except pickle.UnpicklingError as err:  # what weights_only=True refuses
-        if trusted:
-            raise
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        reason = next((line for line in lines if 'Unsupported global' in line), lines[0])
-        raise ValueError(f'{path} cannot be read with weights_only=True ({reason}); it holds '
-                         f'more than tensors and plain containers. If you trust the file, pass '
-                         f'{TRUST_CHECKPOINT_FLAG} (or set {TRUST_CHECKPOINTS_ENV}=1; full '
-                         'unpickling runs code from the file)') from err
+        return load_local_checkpoint(path, map_location='cpu')
+    except (UntrustedCheckpointError, RuntimeError) as err:  # refused, or damaged / not torch
+        raise ValueError(str(err)) from err
 
 
 class KeyMapper:
