@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job: set up .venv, generate the demo data if absent, train the demo config through
-# tools/train.py on CPU (or CUDA when present), evaluate it with tools/test.py, print mIoU.
+# The main job: set up .venv, generate the demo data unless up to date, train the demo config
+# through tools/train.py on CPU (or CUDA when present), evaluate it with tools/test.py, print mIoU.
 #   bash tools/run_demo.sh [CONFIG] [extra tools/train.py options]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,7 +11,7 @@ CONFIG=${1:-configs/rass/rass_tiny_demo.py}
 shift || true
 NAME=$(basename "$CONFIG" .py)
 WORK_DIR=${WORK_DIR:-work_dirs/$NAME}
-[ -d data/demo_cityscapes/leftImg8bit ] || "$PY" tools/make_demo_data.py --out data/demo_cityscapes
+"$PY" tools/make_demo_data.py --out data/demo_cityscapes  # kept when up to date, else regenerated
 start=$(date +%s)
 "$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR" "$@"
 CKPT=$(cat "$WORK_DIR/last_checkpoint")

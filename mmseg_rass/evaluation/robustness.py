@@ -20,7 +20,6 @@ Summary figures (as in mmdetection's corruption benchmark):
 shows how to use it.
 """
 import copy
-import functools
 import hashlib
 import itertools
 import json
@@ -35,6 +34,7 @@ import warnings
 import numpy as np
 
 from ..datasets.degraded_dataset import plain_dataset_cfg
+from ..fileio import dump_json_atomic, source_digest
 from ..sam.prior_io import file_sha256
 from ..transforms.degradation_pipeline import FAMILIES
 from ..transforms.imagenet_c import BENCHMARK, CATEGORIES, CORRUPTIONS
@@ -105,18 +105,8 @@ def transform_code_digest(transform):
     change of the corruption code recomputes the cells it made."""
     if transform is None:
         return None
-    return _source_digest('imagenet_c' if transform['type'] == 'Corrupt' else 'degradation')
-
-
-@functools.lru_cache(maxsize=None)
-def _source_digest(stem):
-    from .. import transforms
-    folder = osp.dirname(transforms.__file__)
-    digest = hashlib.sha256()
-    for name in sorted(p for p in os.listdir(folder) if p.startswith(stem) and p.endswith('.py')):
-        with open(osp.join(folder, name), 'rb') as f:
-            digest.update(name.encode() + b'\0' + f.read())
-    return digest.hexdigest()
+    return source_digest('transforms',
+                         'imagenet_c' if transform['type'] == 'Corrupt' else 'degradation')
 
 
 def cell_name(corruption, severity):
@@ -396,14 +386,6 @@ def content_key(parts):
     return _sha256_text(json.dumps(parts, sort_keys=True))
 
 
-def _dump_json(obj, path):
-    """Write JSON atomically (an interrupted write never leaves a truncated file)."""
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
-
-
 def read_cell(path, key):
     """A cached cell and why it is not used: ``(cell, None)``, ``(None, reason)`` or
     ``(None, None)`` when absent. ``reason`` names what changed (``'checkpoint'``…)."""
@@ -631,7 +613,7 @@ def run_benchmark(config, checkpoint, families=DEFAULT_SELECTION, severities=SEV
                         checkpoint_load=load_report, key=content_key(key), key_parts=key)
             cells[name] = cell
             if rank == 0:
-                _dump_json(cell, osp.join(work_dir, 'cells', f'{name}.json'))
+                dump_json_atomic(cell, osp.join(work_dir, 'cells', f'{name}.json'))
             progress.cell_done(len(files), f'[{index}/{len(todo)}] {name}: mIoU '
                                f'{cell["mIoU"]:.2f} ({seconds:.1f} s)')
         runner.call_hook('after_run')
@@ -876,7 +858,7 @@ def _save(fig, path):
 def write_outputs(result, work_dir):
     """Write ``robustness.json``, ``robustness.md`` and ``robustness.png``; return their paths."""
     paths = [osp.join(work_dir, f'robustness.{ext}') for ext in ('json', 'md', 'png')]
-    _dump_json(result, paths[0])
+    dump_json_atomic(result, paths[0])
     with open(paths[1], 'w', encoding='utf-8') as f:
         f.write(format_table(result))
     _save(result_figure(result), paths[2])
