@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..datasets.demo_data import check_generator_version
 from ..evaluation.robustness import content_key as json_sha256
 from ..fileio import dump_json_atomic, source_digest
 from ..sam.prior_io import file_sha256
@@ -94,34 +95,38 @@ def pretrain_settings(arch='small', seed=0, vae=None, unet=None):
             raise TinySDError(f'pretrain_tiny_sd: unknown {name} settings {unknown}; known: '
                               f'{sorted(defaults)}')
         stages[name] = dict(defaults, **(given or {}))
-    configs = json.loads(json.dumps(configs))  # tuples -> lists: as stored in the manifest
-    return dict(arch=arch, configs=configs, seed=int(seed), **stages)
+    settings = dict(arch=arch, configs=configs, seed=int(seed), **stages)
+    return json.loads(json.dumps(settings))  # tuples -> lists: as stored in the manifest
 
 
 def data_files(data_root):
-    """The demo images and labels the pretraining reads (train) and reports on (val).
+    """The demo images and labels the pretraining reads (train) and reports on (val); data of
+    another demo-generator version is refused.
 
     Returns:
         dict[str, list[tuple[str, str]]]: split -> sorted (image, label) paths.
     """
     files = {}
     for split in ('train', 'val'):
-        images = sorted(glob.glob(osp.join(data_root, 'leftImg8bit', split, '*',
-                                           '*_leftImg8bit.png')))
+        img_dir = osp.join(data_root, 'leftImg8bit', split)
+        images = sorted(glob.glob(osp.join(img_dir, '*', '*_leftImg8bit.png')))
         if not images:
-            raise TinySDError(f'pretrain_tiny_sd: no images in {data_root}/leftImg8bit/{split}: '
-                              f'generate the demo data with `python tools/make_demo_data.py '
-                              f'--out {data_root}`')
+            raise TinySDError(f'pretrain_tiny_sd: no images in {img_dir}: generate the demo data '
+                              f'with `python tools/make_demo_data.py --out {data_root}`')
         pairs = []
         for image in images:
-            label = image.replace(f'{os.sep}leftImg8bit{os.sep}', f'{os.sep}gtFine{os.sep}', 1)
-            label = label[:-len('_leftImg8bit.png')] + '_gtFine_labelTrainIds.png'
+            stem = osp.relpath(image, img_dir)[:-len('_leftImg8bit.png')]
+            label = osp.join(data_root, 'gtFine', split, stem + '_gtFine_labelTrainIds.png')
             if not osp.isfile(label):
                 raise TinySDError(f'pretrain_tiny_sd: label {label} of {image} is missing: '
                                   f'regenerate the demo data with `python '
                                   f'tools/make_demo_data.py --out {data_root}`')
             pairs.append((image, label))
         files[split] = pairs
+    try:
+        check_generator_version(data_root, 'pretrain_tiny_sd')
+    except ValueError as err:
+        raise TinySDError(str(err)) from None
     return files
 
 

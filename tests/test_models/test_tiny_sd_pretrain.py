@@ -193,3 +193,8 @@ def test_bad_settings_are_one_clear_error(data, tmp_path):
         tsd.pretrain_settings('huge')
     with pytest.raises(tsd.TinySDError, match='make_demo_data.py --out'):
         tsd.data_files(str(tmp_path / 'none'))
+    stale = tmp_path / 'stale'
+    shutil.copytree(data, stale)
+    (stale / 'demo_data_manifest.json').unlink()  # e.g. written by generator version 1
+    with pytest.raises(tsd.TinySDError, match='not written by the current demo-data generator'):
+        tsd.data_files(str(stale))
