@@ -213,8 +213,32 @@ def _optimiser(params, cfg):
         optimiser, _lr_lambda(cfg['warmup'], cfg['steps']))
 
 
-def _log_every(steps):
-    return max(steps // 10, 1)
+def _fit(model, cfg, step_loss, describe, log):
+    """Optimise ``model`` for ``cfg['steps']`` steps (AdamW, warm-up + cosine).
+
+    Args:
+        step_loss (callable): Draws a batch and returns (loss to minimise, value to log).
+        describe (callable): ``(step, mean value) -> str`` for the progress lines.
+
+    Returns:
+        list[dict]: The curve: ``step`` and the mean ``loss`` value over each tenth of the steps.
+    """
+    model.train()
+    optimiser, schedule = _optimiser(model.parameters(), cfg)
+    curve, window, every = [], [], max(cfg['steps'] // 10, 1)
+    for step in range(cfg['steps']):
+        loss, value = step_loss()
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        window.append(value.item())
+        if (step + 1) % every == 0 or step + 1 == cfg['steps']:
+            curve.append(dict(step=step + 1, loss=float(np.mean(window))))
+            window = []
+            log(f'[tiny_sd] {describe(step + 1, curve[-1]["loss"])}')
+    model.eval()
+    return curve
 
 
 # --------------------------------------------------------------------------- stage 1: VAE
@@ -236,26 +260,15 @@ def vae_loss(vae, batch, kl_weight, generator=None):
 
 def train_vae(vae, images, cfg, generator, log):
     """Train the VAE on random crops of ``images`` (N, 3, H, W) uint8; returns the
-    reconstruction curve (MSE in [-1, 1] units, mean over each tenth of the steps)."""
-    vae.train()
-    optimiser, schedule = _optimiser(vae.parameters(), cfg)
-    curve, window = [], []
-    for step in range(cfg['steps']):
+    reconstruction curve (MSE in [-1, 1] units, :func:`_fit`)."""
+    def step_loss():
         batch, = _random_crops([images], cfg['crop'], cfg['batch_size'], generator)
-        loss, mse, kl = vae_loss(vae, to_unit_range(batch), cfg['kl_weight'], generator)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        window.append(mse.item())
-        if (step + 1) % _log_every(cfg['steps']) == 0 or step + 1 == cfg['steps']:
-            curve.append(dict(step=step + 1, mse=float(np.mean(window))))
-            window = []
-            log(f'[tiny_sd] vae step {step + 1}/{cfg["steps"]}: MSE {curve[-1]["mse"]:.5f} '
-                f'(≈ {10 * math.log10(4 / curve[-1]["mse"]):.2f} dB on the crops), '
-                f'KL/pixel {kl.item():.3g}')
-    vae.eval()
-    return curve
+        loss, mse, _ = vae_loss(vae, to_unit_range(batch), cfg['kl_weight'], generator)
+        return loss, mse
+
+    return _fit(vae, cfg, step_loss, lambda step, mse: (
+        f'vae step {step}/{cfg["steps"]}: MSE {mse:.5f} (≈ {10 * math.log10(4 / mse):.2f} dB '
+        'on the crops)'), log)
 
 
 @torch.no_grad()
@@ -327,12 +340,10 @@ class CaptionEncoder:
 def train_unet(unet, latents, labels, captions, scheduler, cfg, generator, log):
     """Train the UNet as SD's ε-prediction denoiser on random crops of the scaled training
     latents ``(mean, logvar, scale)`` (posterior samples drawn each step), with captions of
-    the classes present in each crop; returns the loss curve (mean over each tenth)."""
+    the classes present in each crop; returns the ε-MSE curve (:func:`_fit`)."""
     mean, logvar, scale = latents
-    unet.train()
-    optimiser, schedule = _optimiser(unet.parameters(), cfg)
-    curve, window = [], []
-    for step in range(cfg['steps']):
+
+    def step_loss():
         m, lv, lab = _random_crops([mean, logvar, labels[:, None]], cfg['latent_crop'],
                                    cfg['batch_size'], generator, scales=(1, 1, 8))
         z0 = (m + (0.5 * lv).exp() * torch.randn(m.shape, generator=generator)) * scale
@@ -340,19 +351,11 @@ def train_unet(unet, latents, labels, captions, scheduler, cfg, generator, log):
         t = torch.randint(scheduler.config.num_train_timesteps, (len(z0), ), generator=generator)
         drop = torch.rand(len(z0), generator=generator) < cfg['caption_dropout']
         context = captions.states(captions.ids(lab[:, 0], drop))
-        pred = unet(scheduler.add_noise(z0, noise, t), t, context).sample
-        loss = F.mse_loss(pred, noise)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        window.append(loss.item())
-        if (step + 1) % _log_every(cfg['steps']) == 0 or step + 1 == cfg['steps']:
-            curve.append(dict(step=step + 1, loss=float(np.mean(window))))
-            window = []
-            log(f'[tiny_sd] unet step {step + 1}/{cfg["steps"]}: ε-MSE {curve[-1]["loss"]:.4f}')
-    unet.eval()
-    return curve
+        loss = F.mse_loss(unet(scheduler.add_noise(z0, noise, t), t, context).sample, noise)
+        return loss, loss
+
+    return _fit(unet, cfg, step_loss,
+                lambda step, loss: f'unet step {step}/{cfg["steps"]}: ε-MSE {loss:.4f}', log)
 
 
 @torch.no_grad()

@@ -104,7 +104,7 @@ def test_pretraining_learns_both_stages(built):
     _, manifest, lines = built
     m = manifest['metrics']
     assert m['vae_psnr_val'] > m['vae_psnr_val_init'] + 1
-    assert m['vae_mse_curve'][-1]['mse'] < m['vae_mse_curve'][0]['mse']
+    assert m['vae_mse_curve'][-1]['loss'] < m['vae_mse_curve'][0]['loss']
     init, final = (sum(m[k].values()) / len(m[k]) for k in ('val_denoising_loss_init',
                                                            'val_denoising_loss'))
     assert final < init - 0.05
