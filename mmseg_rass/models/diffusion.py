@@ -108,8 +108,8 @@ def resolve_arch(owner, pretrained_model_path, arch):
     Args:
         owner (str): class name for error messages.
         pretrained_model_path (str | None): local SD2.1-base folder.
-        arch (str | dict | None): random weights instead: ``'tiny'``, ``'sd21'`` (see
-            :data:`ARCHS`) or ``dict(unet=..., vae=..., text_encoder=...)``.
+        arch (str | dict | None): random weights instead: ``'tiny'``, ``'small'``, ``'sd21'``
+            (see :data:`ARCHS`) or ``dict(unet=..., vae=..., text_encoder=...)``.
 
     Returns:
         dict: ``dict(unet=, vae=, text_encoder=)`` constructor arguments, empty for a folder
