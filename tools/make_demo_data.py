@@ -26,8 +26,11 @@ def main(argv=None):
     start = time.time()
     what = (f'{args.num_train} train / {args.num_val} val, {args.height}x{args.width}, '
             f'seed {args.seed}')
-    reason = ensure_demo_cityscapes(args.out, args.num_train, args.num_val, args.height,
-                                    args.width, args.seed)
+    try:
+        reason = ensure_demo_cityscapes(args.out, args.num_train, args.num_val, args.height,
+                                        args.width, args.seed)
+    except ValueError as err:
+        sys.exit(f'make_demo_data: {err}')
     if reason is None:
         print(f'demo dataset {args.out} is up to date ({what}): not rewritten')
     else:

@@ -237,6 +237,10 @@ def render_scene(rng, height, width):
     return np.clip(img, 0, 255).astype(np.uint8), label
 
 
+def _listdir(folder):
+    return os.listdir(folder) if osp.isdir(folder) else []
+
+
 def _split_dirs(out_dir):
     """The folders the generator writes: (split, image folder, label folder)."""
     return [(split, osp.join(out_dir, 'leftImg8bit', split, CITY),
@@ -274,8 +278,7 @@ def demo_data_status(out_dir, **settings):
     want = demo_data_manifest(**settings)
     manifest = read_demo_manifest(out_dir)
     if manifest is None:
-        found = any(osp.isdir(d) and os.listdir(d) for _, *dirs in _split_dirs(out_dir)
-                    for d in dirs)
+        found = any(_listdir(d) for _, *dirs in _split_dirs(out_dir) for d in dirs)
         return (f'it has images but no valid {MANIFEST_NAME} (an older generator or an '
                 'interrupted run)') if found else 'absent'
     if manifest.get('format') != MANIFEST_FORMAT:
@@ -288,7 +291,7 @@ def demo_data_status(out_dir, **settings):
         return f'written with other settings ({", ".join(changed)})'
     for split, *dirs in _split_dirs(out_dir):
         for folder in dirs:
-            count = len(os.listdir(folder)) if osp.isdir(folder) else 0
+            count = len(_listdir(folder))
             if count != want[f'num_{split}']:
                 return f'{folder} holds {count} files, expected {want[f"num_{split}"]}'
     return None
@@ -358,8 +361,18 @@ def ensure_demo_cityscapes(out_dir, num_train=200, num_val=50, height=256, width
 
     Returns:
         str | None: Why it was (re)generated (:func:`demo_data_status`), None when it was kept.
+
+    Raises:
+        ValueError: ``out_dir`` holds other cities' images and no manifest (e.g. a real
+            Cityscapes): it is left alone.
     """
     settings = dict(num_train=num_train, num_val=num_val, height=height, width=width, seed=seed)
+    others = sorted({city for split in ('train', 'val')
+                     for city in _listdir(osp.join(out_dir, 'leftImg8bit', split))} - {CITY})
+    if others and read_demo_manifest(out_dir) is None:
+        raise ValueError(f'{out_dir} holds other images (leftImg8bit/*/{others[0]}) and no '
+                         f'{MANIFEST_NAME}: not a demo-data folder, not written into; pass '
+                         'another --out')
     reason = demo_data_status(out_dir, **settings)
     if reason is not None:
         make_demo_cityscapes(out_dir, **settings)

@@ -125,3 +125,14 @@ def test_dataset_refuses_data_of_another_generator(tmp_path):
             rf'demo_data_manifest.json says nothing\): regenerate it with `python '
             rf'tools/make_demo_data.py --out {tmp_path}`')):
         DATASETS.build(cfg)
+
+
+def test_a_folder_of_other_images_is_never_written_into(tmp_path, tool_loader):
+    real = tmp_path / 'leftImg8bit' / 'train' / 'aachen'
+    real.mkdir(parents=True)
+    (real / 'aachen_000000_000019_leftImg8bit.png').write_bytes(b'a real image')
+    with pytest.raises(SystemExit, match=f'make_demo_data: {tmp_path} holds other images '
+                       r'\(leftImg8bit/\*/aachen\) and no demo_data_manifest.json'):
+        tool_loader('make_demo_data').main(['--out', str(tmp_path)])
+    assert [p.name for p in tmp_path.rglob('*') if p.is_file()] == [
+        'aachen_000000_000019_leftImg8bit.png']
