@@ -281,7 +281,7 @@ class RASSBackbone(BaseModule):
                       'labels: these segmentation results are ORACLE numbers',
                       logger='current', level=30)
             self._oracle_logged = True
-        device = self.projections[0].shortcut.conv.weight.device
+        device = self.projections[0].body[0].conv.weight.device
         self._batch_context, _ = self.prompts(use, data_samples, device)
 
     def clear_batch_prompts(self):

@@ -75,7 +75,9 @@ def test_sd21_feature_shapes_on_meta_device():
                           prompt=dict(type='class_names', pooled=True))
         outs = bb(torch.empty(1, 3, 512, 1024))
     assert bb.feature_strides == (4, 8, 32, 16, 8, 8)
-    assert [p.shortcut.conv.in_channels for p in bb.projections] == [256, 512, 1280, 1280, 640, 320]
+    assert [p.body[0].conv.in_channels for p in bb.projections] == [256, 512, 1280, 1280, 640, 320]
+    # Detectron2's BottleneckBlock: no shortcut conv for the 512 -> 512 VAE feature
+    assert [p.shortcut is None for p in bb.projections] == [False, True, False, False, False, False]
     assert bb.text_embeds.shape == (1, 19, 1024)
     assert [tuple(o.shape) for o in outs] == [(1, 512, 128, 256), (1, 512, 64, 128),
                                                (1, 512, 32, 64), (1, 512, 16, 32)]
@@ -170,6 +172,25 @@ def test_checkpoint_holds_only_trainable_part_and_reloads(backbone):
             assert torch.equal(a, b)
 
 
+def test_checkpoint_of_the_earlier_projection_is_refused(backbone, tmp_path):
+    """Projections now follow Detectron2's BottleneckBlock (identity shortcut when in == out):
+    a checkpoint whose projection has a 1x1 shortcut there is refused, strict or not."""
+    from mmengine.runner.checkpoint import load_checkpoint
+    assert [p.shortcut is None for p in backbone.projections] == [True, True, False, False,
+                                                                   False, True]  # 16 -> 16
+    old = get_state_dict(backbone)
+    old.update({'projections.0.shortcut.conv.weight': torch.zeros(16, 16, 1, 1),
+                'projections.0.shortcut.gn.weight': torch.ones(16),
+                'projections.0.shortcut.gn.bias': torch.zeros(16)})
+    message = (r'^projections\.0\.shortcut\.\* is in the checkpoint, but this 16->16 projection '
+               r'has an identity shortcut .*earlier mmseg_rass.*retrain it[^\n]*$')
+    with pytest.raises(ValueError, match=message):
+        backbone.load_state_dict(old, strict=True)
+    torch.save(dict(state_dict=old), tmp_path / 'old.pth')
+    with pytest.raises(ValueError, match=message):  # tools/test.py loads with strict=False
+        load_checkpoint(backbone, str(tmp_path / 'old.pth'), map_location='cpu', strict=False)
+
+
 def test_base_model_mismatch_is_logged(backbone, monkeypatch):
     from mmseg_rass.models import trainable_state
     logged = []
@@ -237,7 +258,7 @@ def test_optim_constructor_skips_frozen_weights(caplog):
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert len(ids) == len(trainable)
     assert ids[id(model.backbone.unet.conv_in.weight)] == pytest.approx(1e-5)
-    assert ids[id(model.backbone.projections[0].shortcut.conv.weight)] == pytest.approx(1e-4)
+    assert ids[id(model.backbone.projections[0].body[0].conv.weight)] == pytest.approx(1e-4)
     assert ids[id(model.head.weight)] == pytest.approx(1e-4)
 
 
@@ -265,10 +286,10 @@ def test_docs_mixing_example_builds_and_trains_a_step(repo_root, tmp_path):
         samples.append(s)
     data = dict(inputs=[torch.randint(0, 256, (3, 64, 128), dtype=torch.uint8)] * 2,
                 data_samples=samples)
-    before = model.backbone.projections[0].shortcut.conv.weight.clone()
+    before = model.backbone.projections[0].body[0].conv.weight.clone()
     losses = model.train_step(data, optim)
     assert torch.isfinite(losses['loss'])
-    assert not torch.equal(before, model.backbone.projections[0].shortcut.conv.weight)
+    assert not torch.equal(before, model.backbone.projections[0].body[0].conv.weight)
 
 
 def test_defaults_follow_the_authors_code(backbone):

@@ -51,7 +51,7 @@ def test_trains_and_predicts_on_cpu(repo_root):
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
     lrs = {id(p): g['lr'] for g in optim.optimizer.param_groups for p in g['params']}
     # backbone x0.1, projections included (the authors' 'backbone' multiplier); head x1
-    assert lrs[id(model.backbone.projections[0].shortcut.conv.weight)] == pytest.approx(1e-5)
+    assert lrs[id(model.backbone.projections[0].body[0].conv.weight)] == pytest.approx(1e-5)
     assert lrs[id(model.backbone.unet.conv_in.base_layer.weight)] == pytest.approx(1e-5)
     assert lrs[id(model.decode_head.cls_embed.weight)] == pytest.approx(1e-4)
     before = model.decode_head.cls_embed.weight.clone()
