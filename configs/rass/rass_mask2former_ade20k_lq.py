@@ -11,7 +11,9 @@ custom_imports = dict(
     allow_failed_imports=False)
 crop_size = (512, 512)
 model = dict(
-    data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5]),
+    # test: pad to a multiple of 8, as Detectron2's ImageList with the authors' SIZE_DIVISIBILITY
+    data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5],
+                           test_cfg=dict(size_divisor=8)),
     backbone=dict(
         _delete_=True,
         type='RASSBackbone',
@@ -22,7 +24,9 @@ model = dict(
         # with a cache from tools/make_prompt_tags.py. Default here: the empty prompt.
         prompt='empty',
         out_channels=512,
-        dtype='bfloat16'),
+        dtype='bfloat16',
+        # evaluation as the authors' code: square windows of the shorter side, features averaged
+        slide_inference=True),
     decode_head=dict(in_channels=[512, 512, 512, 512]))
 # mmseg's Mask2Former solver is the authors' (Detectron2 config + train_net.py): the 'backbone'
 # key (x0.1) covers the projections too; norms and query/level embeddings get no weight decay.
@@ -46,6 +50,14 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+# The authors' test resize (Detectron2 ResizeShortestEdge(512, max 2048), PIL bilinear).
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2048, 512), keep_ratio=True, backend='pillow'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs'),
+]
 val_dataloader = dict(dataset=dict(
-    type='DegradedDataset', dataset_type='ADE20KDataset', degradation=degradation))
+    type='DegradedDataset', dataset_type='ADE20KDataset', degradation=degradation,
+    pipeline=test_pipeline))
 test_dataloader = val_dataloader

@@ -7,7 +7,7 @@
 _base_ = ['./rass_ade20k_lq.py']
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+    dict(type='Resize', scale=(2048, 512), keep_ratio=True, backend='pillow'),
     dict(type='LoadAnnotations', reduce_zero_label=False),
     dict(type='PackSegInputs'),
 ]

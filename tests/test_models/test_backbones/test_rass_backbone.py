@@ -14,6 +14,7 @@ from mmseg.registry import MODELS
 
 from mmseg_rass.lora import load_scr_lora_into, make_lora_config, merge_scr_lora, save_scr_lora
 from mmseg_rass.models.backbones import RASSBackbone
+from mmseg_rass.models.backbones.rass_backbone import square_windows
 from mmseg_rass.models.diffusion import TINY_UNET_CONFIG, build_unet
 
 init_default_scope('mmseg')
@@ -86,6 +87,78 @@ def test_sd21_feature_shapes_on_meta_device():
     assert trainable / total <= 0.01
     lora = sum(p.numel() for n, p in bb.named_parameters() if '.lora_' in n)
     assert abs(lora - 4.04e6) < 0.01e6
+
+
+# (H, W) -> windows (y1, y2, x1, x2), computed by hand from the reference's rule: side = shorter
+# side, stride = side, ceil(H / side) x ceil(W / side) windows, the last one ending at the border
+WINDOWS = {
+    (512, 512): [(0, 512, 0, 512)],  # square: the whole image
+    (512, 688): [(0, 512, 0, 512), (0, 512, 176, 688)],  # ADE 683 wide, padded to /8
+    (688, 512): [(0, 512, 0, 512), (176, 688, 0, 512)],  # portrait
+    (1200, 512): [(0, 512, 0, 512), (512, 1024, 0, 512), (688, 1200, 0, 512)],
+    (512, 2048): [(0, 512, 0, 512), (0, 512, 512, 1024), (0, 512, 1024, 1536),
+                  (0, 512, 1536, 2048)],  # exact multiple: nothing snapped
+    (200, 328): [(0, 200, 0, 200), (0, 200, 128, 328)],  # sides not multiples of 64
+    (400, 2048): [(0, 400, 0, 400), (0, 400, 400, 800), (0, 400, 800, 1200),
+                  (0, 400, 1200, 1600), (0, 400, 1600, 2000), (0, 400, 1648, 2048)],  # capped
+}
+
+
+@pytest.mark.parametrize('shape', list(WINDOWS))
+def test_square_windows_match_the_hand_computed_layout(shape):
+    assert square_windows(*shape) == WINDOWS[shape]
+
+
+def test_slide_inference_averages_window_features(backbone):
+    """Window k returns value[k] in channel 0 and its own column / row index at the stride in
+    channels 1 / 2: the expected maps show where each window lands (floor(x1 / s)) and the mean."""
+    values = iter([1.0, 3.0, 5.0])
+
+    def fake_window(crop):
+        v = next(values)
+        feats = []
+        for s in backbone.out_strides:
+            f = crop.new_zeros(crop.shape[0], 16, crop.shape[2] // s, crop.shape[3] // s)
+            f[:, 0] = v
+            f[:, 1] = torch.arange(f.shape[-1])  # column in the window
+            f[:, 2] = torch.arange(f.shape[-2])[:, None]  # row in the window
+            feats.append(f)
+        return tuple(feats)
+
+    backbone.slide_inference = True
+    backbone._forward_whole = fake_window
+    backbone.eval()
+    outs = backbone(torch.zeros(2, 3, 32, 44))  # windows x in [0, 32) and [12, 44)
+    assert [tuple(o.shape) for o in outs] == [(2, 16, 8, 11), (2, 16, 4, 5), (2, 16, 2, 2),
+                                               (2, 16, 1, 1)]
+    expected = {  # stride: (channel 0 per column, channel 1 per column)
+        4: ([1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3], [0, 1, 2, 1.5, 2.5, 3.5, 4.5, 5.5, 5, 6, 7]),
+        8: ([1, 2, 2, 2, 3], [0, 0.5, 1.5, 2.5, 3]),  # window 2 at 12 // 8 = 1
+        16: ([2, 2], [0, 1]), 32: ([2], [0])}
+    for out, s in zip(outs, backbone.out_strides):
+        for c in (0, 1):
+            torch.testing.assert_close(out[:, c], torch.tensor(expected[s][c], dtype=torch.float32).expand_as(out[:, c]))
+    values = iter([1.0, 3.0, 5.0])
+    outs = backbone(torch.zeros(1, 3, 80, 32))  # portrait, 3 windows: y1 = 0, 32, 48
+    torch.testing.assert_close(outs[1][0, 0, :, 0],
+                               torch.tensor([1, 1, 1, 1, 3, 3, 4, 4, 5, 5.]))
+    torch.testing.assert_close(outs[1][0, 2, :, 0],
+                               torch.tensor([0, 1, 2, 3, 0, 1, 1, 2, 2, 3.]))
+
+
+def test_slide_inference_is_whole_image_inference_on_a_square_image(backbone):
+    x = torch.randn(1, 3, 64, 64)
+    backbone.eval()
+    with torch.no_grad():
+        whole = backbone(x)
+        backbone.slide_inference = True
+        slide = backbone(x)
+        assert all(torch.equal(a, b) for a, b in zip(whole, slide))
+        landscape = backbone(torch.randn(1, 3, 64, 100))  # 2 windows, features H // s x W // s
+        assert [tuple(o.shape[-2:]) for o in landscape] == [(16, 25), (8, 12), (4, 6), (2, 3)]
+    backbone.train()  # training runs the whole input, as the reference's single_forward
+    assert [tuple(o.shape[-2:]) for o in backbone(torch.randn(1, 3, 64, 100))] == \
+        [(16, 25), (8, 13), (4, 7), (2, 4)]
 
 
 def test_text_conditioning(backbone):
