@@ -10,6 +10,12 @@ custom_imports = dict(
     imports=['mmseg_rass.models.backbones.rass_mmdet_check', 'mmseg_rass', 'mmdet.models'],
     allow_failed_imports=False)
 crop_size = (512, 512)
+degradation = dict(type='Degrade', preset='rass_x1')
+# The authors' conditioning: RAM tags (the reference overwrites its DAPE tags with RAM's) of the
+# clean training image and of the whole LQ test image. Here they come from a tag cache made by
+# tools/make_prompt_tags.py --tagger-name ram (see docs/rass.md, Prompts); the authors tag the
+# augmented 512x512 crop, this cache holds tags of the whole image file.
+tag_cache = 'data/ade20k_ram_tags.json'
 model = dict(
     # test: pad to a multiple of 8, as Detectron2's ImageList with the authors' SIZE_DIVISIBILITY
     data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5],
@@ -19,10 +25,8 @@ model = dict(
         type='RASSBackbone',
         pretrained_model_path='checkpoints/stable-diffusion-2-1-base',
         scr_lora='checkpoints/scr_lora.safetensors',
-        # The authors condition each image on RAM tags (of the HQ image in training, DAPE/RAM
-        # of the LQ image at test): prompt=dict(type='tags', cache='data/ade20k_tags.json')
-        # with a cache from tools/make_prompt_tags.py. Default here: the empty prompt.
-        prompt='empty',
+        prompt=dict(type='tags', cache=tag_cache, tagger='ram', degradation=None),
+        test_prompt=dict(type='tags', cache=tag_cache, tagger='ram', degradation=degradation),
         out_channels=512,
         dtype='bfloat16',
         # evaluation as the authors' code: square windows of the shorter side, features averaged
@@ -37,7 +41,6 @@ custom_hooks = [dict(type='RASSPromptHook')]  # per-image prompts (tags, gt) nee
 # jitter); the same order here. Validation: ADE20K-val degraded deterministically (file-name
 # seed) by DegradedDataset; the inherited test_pipeline stays clean (inference on real photos).
 # Their released degraded val set: rass_mask2former_released_ade20k_val.py.
-degradation = dict(type='Degrade', preset='rass_x1')
 train_pipeline = [
     dict(type='LoadImage'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
