@@ -12,14 +12,14 @@ tag_cache = 'data/ade20k_ram_tags.json'
 model = dict(
     # test: pad to a multiple of 8, as Detectron2's ImageList with the authors' SIZE_DIVISIBILITY
     data_preprocessor=dict(size=crop_size, test_cfg=dict(size_divisor=8)),
-    # evaluation as the authors' code: square windows of the shorter side, features averaged in
-    # the backbone, the head on the whole averaged map
-    # the authors' prompts: RAM tags of the clean training image and of the LQ test image, from
-    # a cache made by tools/make_prompt_tags.py --tagger-name ram (docs/rass.md, Prompts)
     backbone=dict(
+        # the authors' prompts: RAM tags of the clean training image and of the LQ test image,
+        # from a cache made by tools/make_prompt_tags.py --tagger-name ram (docs/rass.md)
         prompt=dict(_delete_=True, type='tags', cache=tag_cache, tagger='ram', degradation=None),
         test_prompt=dict(type='tags', cache=tag_cache, tagger='ram',
                          degradation={{_base_.degradation}}),
+        # evaluation as the authors' code: square windows of the shorter side, features
+        # averaged in the backbone, the head run once on the averaged maps
         slide_inference=True),
     decode_head=dict(num_classes=150),
     test_cfg=dict(mode='whole'))
