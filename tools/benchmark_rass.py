@@ -25,6 +25,8 @@ from mmengine.structures import PixelData  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
 
+from mmseg_rass.models.prompts import drop_tag_prompts  # noqa: E402
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -57,6 +59,7 @@ def build_model(args):
             backbone.update(arch=args.arch, scr_lora=None)
         backbone.update(gradient_checkpointing=args.grad_ckpt,
                         dtype='bfloat16' if args.amp == 'bfloat16' else 'float32')
+        drop_tag_prompts(backbone)  # random images have no tags; the same 77-token UNet pass
     for key in ('decode_head', 'auxiliary_head'):  # SyncBN needs a process group
         head = cfg.model.get(key)
         if isinstance(head, dict) and head.get('norm_cfg', {}).get('type') == 'SyncBN':

@@ -42,9 +42,12 @@ def build_target(config, arch='sd21'):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
+
+    from mmseg_rass.models.prompts import drop_tag_prompts
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     cfg.model.backbone.update(pretrained_model_path=None, arch=arch, scr_lora=None)
+    drop_tag_prompts(cfg.model.backbone)  # no tensors in prompts: no tag cache needed here
     with torch.device('meta'):
         return MODELS.build(cfg.model)
 

@@ -67,6 +67,9 @@ def prepare_meta_cfg(cfg):
         backbone['arch'] = arch or 'sd21'
         notes.append(f'RASS backbone: architecture from {folder}' if arch else
                      f'RASS backbone: {folder} not found, built-in SD2.1-base architecture used')
+    from mmseg_rass.models.prompts import drop_tag_prompts
+    if drop_tag_prompts(backbone):
+        notes.append('RASS backbone: tag prompts not read (a tag cache holds no parameters)')
     if backbone.get('scr_lora'):
         notes.append(f'RASS backbone: SCR LoRA {backbone["scr_lora"]} not read (merged into '
                      'the frozen UNet, no parameter change)')
