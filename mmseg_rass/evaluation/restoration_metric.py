@@ -31,13 +31,13 @@ def ssim(pred, target, max_val=255.):
     """
     coords = torch.arange(11, dtype=torch.float64) - 5
     gauss = torch.exp(-coords**2 / (2 * 1.5**2))
-    gauss = gauss / gauss.sum()
-    window = (gauss[:, None] * gauss[None, :]).expand(pred.shape[0], 1, 11, 11)
+    gauss = (gauss / gauss.sum()).expand(pred.shape[0], 1, 11)
     x, y = pred.double()[None], target.double()[None]
     c1, c2 = (0.01 * max_val)**2, (0.03 * max_val)**2
 
-    def filt(img):
-        return F.conv2d(img, window, groups=pred.shape[0])
+    def filt(img):  # the separable Gaussian window: rows, then columns
+        img = F.conv2d(img, gauss[..., None, :], groups=pred.shape[0])
+        return F.conv2d(img, gauss[..., :, None], groups=pred.shape[0])
 
     mu_x, mu_y = filt(x), filt(y)
     var_x = filt(x * x) - mu_x**2
