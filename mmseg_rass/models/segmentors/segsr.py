@@ -373,14 +373,22 @@ class SegSR(BaseSegmentor):
             data_samples (list[SegDataSample], optional): Metainfo (``img_shape``,
                 ``ori_shape``, padding); ground truth in them is not used.
 
+        With ``scale`` > 1 the segmentation is at ``ori_shape`` when the pipeline degraded a
+        loaded HQ image (``ori_shape`` ≠ ``img_shape``), else at ``scale`` × the LQ input.
+
         Returns:
             list[SegDataSample]: ``pred_sem_seg``, ``seg_logits`` (``ori_shape``), ``pred_img``
             (uint8 RGB (3, s·h, s·w), ``scale`` × ``img_shape``) and ``lq_img`` (uint8 RGB
             (3, h, w) at ``img_shape``).
         """
         out = self.sample(inputs)
-        results = self.postprocess_result(out['seg_logits'], data_samples)
         s = self.scale
+        if s > 1 and data_samples is not None:
+            for sample in data_samples:  # the input file is the LQ image: segment at s x it
+                if tuple(sample.metainfo.get('ori_shape', ())) == tuple(sample.img_shape):
+                    h, w = sample.img_shape
+                    sample.set_metainfo(dict(ori_shape=(s * h, s * w)))
+        results = self.postprocess_result(out['seg_logits'], data_samples)
         for i, sample in enumerate(results):
             h, w = sample.metainfo.get('img_shape', inputs.shape[-2:])
             sample.pred_img = PixelData(
