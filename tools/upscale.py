@@ -127,9 +127,6 @@ def upscale(model, images, out_dir, tile=128, overlap=32, num_steps=None, opacit
     import torch
     from tqdm import tqdm
 
-    if not hasattr(model, 'sample') or not hasattr(model, 'scale'):
-        raise ValueError(f'{type(model).__name__} is not a SegSR model: tools/upscale.py needs '
-                         'a SegSR config (configs/segsr/)')
     loaded = []
     for path, name in images:
         img = mmcv.imread(path)
@@ -158,10 +155,25 @@ def upscale(model, images, out_dir, tile=128, overlap=32, num_steps=None, opacit
     return written
 
 
+def check_segsr(config):
+    """One clear error unless ``config`` builds a SegSR model."""
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+
+    from mmseg_rass.models.segmentors.segsr import SegSR
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config {config} does not exist')
+    kind = MODELS.get(Config.fromfile(config).model.type)
+    if not (isinstance(kind, type) and issubclass(kind, SegSR)):
+        raise ValueError(f'{config} builds a {getattr(kind, "__name__", kind)}, not a SegSR '
+                         'model: tools/upscale.py needs a SegSR config (configs/segsr/)')
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
         images = list_images(args.inputs)
+        check_segsr(args.config)
         model = load_model(args.config, args.checkpoint, args.device, args.cfg_options)
         if len(model.dataset_meta['classes']) > 255:
             raise ValueError('tools/upscale.py writes uint8 label maps: at most 255 classes')

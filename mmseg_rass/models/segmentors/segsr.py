@@ -91,6 +91,8 @@ class SegSR(BaseSegmentor):
             ``srdm.train_vae``). Default 1.
         backbone_norm (dict, optional): ``mean``/``std`` (0-255 RGB) the backbone expects; the
             [-1, 1] input is renormalised to them. Default ImageNet; None feeds [-1, 1].
+        pretrained (None): Accepted because mmseg's ``init_model`` sets it (to None); backbone
+            weights come from ``backbone.init_cfg``.
         train_cfg (dict, optional): Passed to auxiliary heads.
         test_cfg (dict, optional): Only ``mode='whole'`` (the whole image is sampled at once).
         data_preprocessor (dict, optional): Default ``SegSRDataPreProcessor``.
@@ -112,6 +114,7 @@ class SegSR(BaseSegmentor):
                  init_pass_weight=1.0,
                  vae_loss_weight=1.0,
                  backbone_norm=IMAGENET_NORM,
+                 pretrained=None,
                  train_cfg=None,
                  test_cfg=None,
                  data_preprocessor=None,
@@ -120,6 +123,9 @@ class SegSR(BaseSegmentor):
             raise ValueError(f'SegSR: test_cfg.mode={test_cfg["mode"]!r} is not supported; SegSR '
                              "samples the whole image (mode='whole'; resize large images in the "
                              'test pipeline)')
+        if pretrained is not None:
+            raise ValueError(f'SegSR: pretrained={pretrained!r} is not used; give backbone '
+                             'weights in backbone.init_cfg')
         if data_preprocessor is None:
             data_preprocessor = dict(type='SegSRDataPreProcessor')
         if isinstance(data_preprocessor, dict):
