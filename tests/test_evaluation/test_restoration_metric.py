@@ -200,3 +200,23 @@ def test_network_metric_loads_local_weights_offline_and_safely(musiq_weights, tm
                'musiq_koniq_ckpt-e95806b9.pth')
     with pytest.raises(UntrustedCheckpointError, match='musiq_koniq_ckpt'):
         build_iqa_network('MUSIQ', str(tmp_path))
+
+
+def test_visualizer_enlarges_the_smaller_lq_image_of_super_resolution(tmp_path):
+    import mmcv
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from mmseg_rass.evaluation import RestorationVisualizer
+    vis = RestorationVisualizer(name='test_sr_vis', save_dir=str(tmp_path))
+    gen = torch.Generator().manual_seed(0)
+    lq = torch.randint(0, 256, (3, 4, 6), generator=gen, dtype=torch.uint8)
+    sample = SegDataSample(pred_img=PixelData(data=torch.zeros(3, 16, 24, dtype=torch.uint8)),
+                           lq_img=PixelData(data=lq),
+                           gt_hq_img=PixelData(data=torch.full((3, 16, 24), 9, dtype=torch.uint8)))
+    out = tmp_path / 'row.png'
+    vis.add_datasample('x', None, sample, out_file=str(out))
+    row = mmcv.imread(str(out))[..., ::-1]  # RGB
+    assert row.shape == (16, 72, 3)  # LQ (x4, nearest) | SR | HQ
+    expected = lq.repeat_interleave(4, 1).repeat_interleave(4, 2).permute(1, 2, 0).numpy()
+    assert (row[:, :24] == expected).all() and (row[:, 48:] == 9).all()
