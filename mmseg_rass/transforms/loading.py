@@ -42,6 +42,10 @@ class LoadHQImage(LoadImage):
     """Load the HQ image of a paired super-resolution sample (``results['hq_path']``, set by
     ``RealISRDataset``) into ``results['hq_img']`` and check its size against the LQ image.
 
+    A sample without ``hq_path`` (a photo given to mmseg's inferencer, which reuses the test
+    dataloader's pipeline) passes unchanged: no HQ image exists, and what needs one (a
+    full-reference metric) fails naming it.
+
     Args:
         scale (int): The HQ image must be exactly ``scale`` × the LQ image (``img``).
         **kwargs: As :class:`LoadImage` (the LQ image's loading arguments).
@@ -53,8 +57,7 @@ class LoadHQImage(LoadImage):
 
     def transform(self, results):
         if 'hq_path' not in results:
-            raise KeyError('LoadHQImage needs results["hq_path"]: use a RealISRDataset with '
-                           "data_prefix['hq_path']")
+            return results
         hq = super().transform(dict(img_path=results['hq_path']))['img']
         lq_shape = results['img'].shape[:2]
         expected = (self.scale * lq_shape[0], self.scale * lq_shape[1])

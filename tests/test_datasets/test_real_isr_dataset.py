@@ -82,3 +82,9 @@ def test_benchmark_configs_point_at_the_published_layouts(repo_root):
     assert [t['type'] for t in lq_only.test_dataloader.dataset.pipeline] == [
         'LoadImageFromFile', 'PackRestorationInputs']
     assert set(lq_only.test_evaluator.metrics) == {'NIQE', 'MUSIQ', 'MANIQA', 'CLIPIQA'}
+
+
+def test_load_hq_image_passes_a_photo_without_hq_through(repo_root):
+    from mmseg_rass.transforms import LoadHQImage
+    results = dict(img=np.zeros((4, 4, 3), np.uint8), img_path='photo.png')
+    assert LoadHQImage(scale=4).transform(dict(results)).keys() == results.keys()

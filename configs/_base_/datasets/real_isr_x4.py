@@ -18,6 +18,7 @@ paired_pipeline = [
     dict(type='PackRestorationInputs'),
 ]
 lq_only_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackRestorationInputs')]
+test_pipeline = lq_only_pipeline  # mmseg's inference API on a photo (tools/upscale.py tiles)
 
 
 def _loader(data_prefix, pipeline, data_root='data/real_isr'):
