@@ -31,6 +31,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mmseg_rass  # noqa: E402,F401  (applies compat, registers components)
 from infer import list_images, load_model  # noqa: E402  (tools/infer.py)
 
+from mmseg_rass.sam.prior_io import file_sha256  # noqa: E402
+
 DEFAULT_CACHE = osp.join(osp.expanduser('~'), '.cache', 'mmseg_rass', 'pseudo_labels')
 
 
@@ -47,15 +49,6 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, as in tools/test.py')
     return parser.parse_args(argv)
-
-
-def sha256_file(path, chunk=1 << 20):
-    """SHA-256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_key(model, checkpoint_sha256):
@@ -82,7 +75,7 @@ def pseudo_label(model, images, out_dir, cache_dir, key, progress=True):
 
     cached = 0
     for path, name in tqdm(images, desc='pseudo-labels', unit='img', disable=not progress):
-        image_hash = sha256_file(path)
+        image_hash = file_sha256(path)
         entry = hashlib.sha256(f'{key}|{image_hash}'.encode()).hexdigest()
         cache_path = osp.join(cache_dir, entry[:2], entry + '.png')
         out_path = osp.join(out_dir, name + '.png')
@@ -112,7 +105,7 @@ def main(argv=None):
         if len(classes) > 255:
             raise ValueError(f'{args.config} has {len(classes)} classes: pseudo-label maps are '
                              'uint8 with 255 = ignore, so at most 255 classes')
-        checkpoint_sha256 = sha256_file(args.checkpoint)
+        checkpoint_sha256 = file_sha256(args.checkpoint)
         written, cached = pseudo_label(model, images, args.out_dir, args.cache_dir,
                                        model_key(model, checkpoint_sha256))
     except (FileNotFoundError, ValueError, RuntimeError) as e:

@@ -50,7 +50,7 @@ def test_labels_any_folder_with_the_models_classes_and_caches_by_content(
     def run():
         shutil.rmtree(out)
         model = tool.load_model(CONFIG, labeller, 'cpu')
-        key = tool.model_key(model, tool.sha256_file(labeller))
+        key = tool.model_key(model, tool.file_sha256(labeller))
         found = tool.list_images([str(images)])
         return key, tool.pseudo_label(model, found, str(out), str(cache), key, progress=False)
 
@@ -63,7 +63,7 @@ def test_labels_any_folder_with_the_models_classes_and_caches_by_content(
     assert run()[1] == (2, 1)
     # another config text (or checkpoint) is another model: nothing is reused
     other = tool.load_model(CONFIG, labeller, 'cpu', {'model.decode_head.dropout_ratio': 0.2})
-    assert tool.model_key(other, tool.sha256_file(labeller)) != key
+    assert tool.model_key(other, tool.file_sha256(labeller)) != key
 
 
 def test_bad_inputs_are_one_line_errors(labeller, tool_loader, tmp_path):
