@@ -102,10 +102,8 @@ class RestorationMetric(BaseMetric):
             if iqa_weights_dir is None:
                 raise ValueError('RestorationMetric: add_available needs iqa_weights_dir')
             absent = {}
-            for name in IQA_METRICS:
+            for name in (n for n in IQA_METRICS if n not in metrics):
                 missing = missing_files(name, iqa_weights_dir)
-                if name in metrics:
-                    continue
                 if missing:
                     absent[name] = missing[0][0]
                 else:
@@ -122,8 +120,7 @@ class RestorationMetric(BaseMetric):
             from ..models.restorers.lpips_net import load_lpips
             self.lpips = load_lpips(lpips_path, lpips_net)
         self.scorers = {m: IQAScorer(m, iqa_weights_dir) for m in metrics if m in IQA_METRICS}
-        self.full_reference = [m for m in metrics if m in ('PSNR', 'SSIM', 'LPIPS') or
-                               (m in IQA_METRICS and IQA_METRICS[m][1])]
+        self.full_reference = [m for m in metrics if m in self.OWN or IQA_METRICS[m][1]]
 
     def _measure(self, pred, target):
         """Every metric of one image (uint8-valued float (3, H, W)); FID as its features."""
