@@ -66,7 +66,8 @@ def evaluate(name, config, checkpoint, num_steps, cfg_options=None, max_images=N
 
     Returns:
         dict: ``name``, ``bridge`` (bool), ``timesteps``, ``rows`` (one per step, then
-        ``final``), ``lq_psnr`` / ``lq_ssim`` (the LQ input against the HQ image).
+        ``final``), ``lq_psnr`` / ``lq_ssim`` (the LQ input, bicubically upsampled to the
+        output size when ``model.scale`` > 1, against the HQ image).
     """
     cfg = Config.fromfile(config)
     if cfg_options:
@@ -93,25 +94,27 @@ def evaluate(name, config, checkpoint, num_steps, cfg_options=None, max_images=N
             if 'gt_sem_seg' not in sample or 'gt_hq_img' not in sample:
                 raise SystemExit('error: the test pipeline must load annotations and keep the HQ '
                                  'image (Degrade(keep_hq=True) + PackRestorationInputs)')
+        scale = model.scale  # x4: outputs at 4 x the LQ input, which is bicubically upsampled
         with torch.no_grad():
             out = model.sample(inputs, num_steps=num_steps, return_steps=True)
             steps = out['steps']
             timesteps = [s['timestep'] for s in steps]
-            stages = [(f'step {k + 1}', s['seg_logits'],
-                       model.decode_latent(s['latent0'], *inputs.shape[-2:]))
+            size = (scale * inputs.shape[-2], scale * inputs.shape[-1])
+            stages = [(f'step {k + 1}', s['seg_logits'], model.decode_latent(s['latent0'], *size))
                       for k, s in enumerate(steps)]
             stages.append(('final', out['seg_logits'], out['restored']))
         for key, logits, restored in stages:
             preds = model.postprocess_result(logits, copy.deepcopy(samples))
             for i, (pred, sample) in enumerate(zip(preds, samples)):
-                h, w = sample.img_shape
+                h, w = (scale * n for n in sample.img_shape)
                 curve.add_seg(key, pred.pred_sem_seg.data[0].cpu(),
                               sample.gt_sem_seg.data[0].cpu(), ignore_index)
                 curve.add_img(key, to_uint8_range(restored[i, :, :h, :w]).cpu(),
                               sample.gt_hq_img.data.cpu())
+        upsampled = model.upsample(inputs)  # the LQ input as the model sees it
         for i, sample in enumerate(samples):
-            h, w = sample.img_shape
-            curve.add_img('lq', to_uint8_range(inputs[i, :, :h, :w]).cpu(),
+            h, w = (scale * n for n in sample.img_shape)
+            curve.add_img('lq', to_uint8_range(upsampled[i, :, :h, :w]).cpu(),
                           sample.gt_hq_img.data.cpu())
     rows = []
     for key in [f'step {k + 1}' for k in range(len(timesteps))] + ['final']:
