@@ -176,8 +176,8 @@ def run(args, tmp):
             s[0].gt_sam_masks = PixelData(data=torch.from_numpy(masks.astype(np.uint8)))
             return spt.predict(x, s)
 
-        t_spt, = timed([spt_on_the_fly], args.sam_iters, 1, args.device)
-        t_sam = float(np.median(sam_times[1:]))
+        t_spt, = timed([spt_on_the_fly], args.sam_iters, min(args.warmup, 1), args.device)
+        t_sam = float(np.median(sam_times[-args.sam_iters:]))
 
     prior_dir = osp.join(tmp, 'priors')
     key = write_manifest(prior_dir, dict(sam_type=sam_name, img_root=tmp,
