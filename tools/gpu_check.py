@@ -100,11 +100,6 @@ def _bench_cmd(script, args):
     return ' '.join(['python', f'tools/{script}.py', *map(shlex.quote, map(str, args))])
 
 
-# ----------------------------------------------------------------------------- Python steps
-# Each takes ``ctx`` (``dry``, ``device``, ``scratch``) and returns dict(numbers=..., targets=...,
-# equivalent=[command lines], notes=...).
-
-
 def environment(cuda):
     """Device, driver and versions, read without starting CUDA in this process (the GPU work
     runs in child processes)."""
@@ -131,6 +126,11 @@ def environment(cuda):
         except metadata.PackageNotFoundError:
             pass
     return env
+
+
+# ----------------------------------------------------------------------------- Python steps
+# Each takes ``ctx`` (``dry``, ``device``, ``scratch``) and returns dict(numbers=..., targets=...,
+# equivalent=[command lines], notes=...).
 
 
 def step_degradation(ctx):
@@ -277,7 +277,7 @@ def step_sam_priors(ctx):
     weights) generating masks on the fly."""
     bench = load_tool('benchmark_sam_priors')
     if ctx['dry']:
-        argv = ['--size', '64', '128', '--iters', '2', '--warmup', '1', '--sam-iters', '1',
+        argv = ['--size', '64', '128', '--iters', '2', '--warmup', '0', '--sam-iters', '1',
                 '--points-per-side', '4', '--prior-samples', '2']
     else:
         base, spd, spt = SPD_CONFIGS
