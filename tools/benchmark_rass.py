@@ -161,7 +161,9 @@ def time_inference(model, args):
         _sync(args.device)
         if i >= args.warmup:
             times.append(time.perf_counter() - start)
-    assert out[0].seg_logits.data.shape[-2:] == (h, w)
+    if tuple(out[0].seg_logits.data.shape[-2:]) != (h, w):
+        raise RuntimeError(f'benchmark_rass: test_step returned logits of '
+                           f'{tuple(out[0].seg_logits.shape)} for a {h}x{w} image')
     return statistics.median(times)
 
 

@@ -619,9 +619,11 @@ def _target_cell(t):
 
 
 def markdown(results, details=True):
+    """The results as Markdown: a header, the summary table and (``details``) a section per
+    step."""
     env = results['env']
-    lines = [f"# GPU check{' (DRY RUN: tiny sizes on the CPU, numbers prove plumbing only)' if results['dry_run'] else ''}",
-             '',
+    dry = ' (DRY RUN: tiny sizes on the CPU, numbers prove plumbing only)'
+    lines = [f"# GPU check{dry if results['dry_run'] else ''}", '',
              f"device: {env['device_name']} | driver {env.get('driver', '–')} | torch "
              f"{env['torch']} | CUDA {env['torch_cuda']} | cuDNN {env['cudnn']} | host "
              f"{env['host']} | started {results['started']} | {results.get('elapsed_s', 0)} s "
