@@ -129,3 +129,20 @@ def test_shell_entry_lists_steps_and_without_venv_or_wheels_says_what_to_do(repo
                           capture_output=True, text=True, timeout=60)
     assert bare.returncode == 1 and bare.stdout == ''
     assert bare.stderr.count('\n') == 1 and '--fetch-wheels' in bare.stderr
+
+
+def test_shell_step_verdicts_on_a_gpu_need_the_gpu(tool_loader):
+    tool = tool_loader('gpu_check')
+    skipped = '5 skipped, 447 deselected in 4.57s\n'
+    assert tool.parse_pytest(skipped, 0, dry=True)[1]
+    assert not tool.parse_pytest(skipped, 0, dry=False)[1]  # pytest saw no GPU
+    failed = 'FAILED tests/a.py::test_x[cuda] - boom\n1 failed, 4 passed, 447 deselected in 9s\n'
+    counts, ok = tool.parse_pytest(failed, 1, dry=False)
+    assert not ok and counts['failed'] == 1 and counts['passed'] == 4
+    assert counts['failed_tests'] == ['tests/a.py::test_x[cuda]']
+    assert tool.parse_pytest('5 passed, 447 deselected in 9s\n', 0, dry=False)[1]
+    demo = '[demo] configs/rass/rass_tiny_demo.py: mIoU: 25.83 (val, demo data) — trained in 90 s'
+    numbers, ok = tool.parse_demo(demo, 0, dry=False)
+    assert not ok and numbers['miou'] == 25.83 and numbers['device_seen_by_mmengine'] == 'cpu'
+    numbers, ok = tool.parse_demo('    GPU 0: NVIDIA H100 80GB HBM3\n' + demo, 0, dry=False)
+    assert ok and numbers['device_seen_by_mmengine'] == 'NVIDIA H100 80GB HBM3'
