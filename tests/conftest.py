@@ -12,6 +12,18 @@ from mmengine.registry import init_default_scope  # noqa: E402
 init_default_scope('mmseg')  # as mmseg's runner does: 'LoadAnnotations' means mmseg's
 
 
+# Device-parametrised tests take the ``device`` fixture: each runs on the CPU and, marked
+# ``cuda``, on the GPU (skipped without one). ``pytest -m cuda`` selects the GPU half
+# (tools/gpu_check.py runs it on a lent GPU machine).
+@pytest.fixture(params=['cpu', pytest.param('cuda', marks=pytest.mark.cuda)])
+def device(request):
+    """``'cpu'`` or ``'cuda'``; the CUDA case is skipped when no GPU is visible."""
+    import torch
+    if request.param == 'cuda' and not torch.cuda.is_available():
+        pytest.skip('no CUDA device')
+    return request.param
+
+
 @pytest.fixture(scope='session')
 def repo_root():
     """Absolute path of the repository root."""
