@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.optim.scheduler.param_scheduler import OneCycleParamScheduler
 from mmengine.runner import Runner, load_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 from mmseg.registry import MODELS
 
-from mmseg_rass import compat
+from mmseg_rass.compat import shims
 from mmseg_rass.compat import TRUST_CHECKPOINTS_ENV, UntrustedCheckpointError
 from mmseg_rass.tools_entry import run_mmseg_tool
 
@@ -194,7 +195,7 @@ def test_tools_test_trust_flag(evil, demo_data_root, tmp_path, monkeypatch, repo
     assert marker.read_text() == 'payload ran'
 
 
-def test_history_buffer_getattr_allows_only_its_methods(tmp_path):
+def test_checkpoint_getattr_allows_only_what_mmengine_pickles(tmp_path):
     from mmengine.logging import HistoryBuffer, MessageHub
     hub = MessageHub('safety_test')
     hub.update_scalar('train/loss', 2.0)
@@ -204,10 +205,16 @@ def test_history_buffer_getattr_allows_only_its_methods(tmp_path):
     loaded = _load_checkpoint(str(path))
     assert loaded['message_hub']['log_scalars']['train/loss'].mean() == 3.0
     assert loaded['meta']['seed'] == 3
-    assert compat._history_buffer_getattr(HistoryBuffer, 'min') is HistoryBuffer.min
-    for obj, name in ((HistoryBuffer, '__init__'), (np.ndarray, 'tofile'), (torch, 'load')):
+    assert shims._checkpoint_getattr(HistoryBuffer, 'min') is HistoryBuffer.min
+    one_cycle = shims._attribute_sources()[0]
+    assert shims._checkpoint_getattr(one_cycle, '_annealing_cos') is \
+        OneCycleParamScheduler._annealing_cos
+    for obj, name in ((HistoryBuffer, '__init__'), (np.ndarray, 'tofile'), (torch, 'load'),
+                      (one_cycle, 'step'), (OneCycleParamScheduler, '_annealing_cos')):
         with pytest.raises(Exception, match='not allowed in a checkpoint'):
-            compat._history_buffer_getattr(obj, name)
+            shims._checkpoint_getattr(obj, name)
+    with pytest.raises(TypeError):  # a pickle cannot build a scheduler through it
+        one_cycle()
 
 
 def test_damaged_checkpoint_is_named(tmp_path):
