@@ -24,5 +24,10 @@ class UntrustedCheckpointError(UserError, pickle.UnpicklingError):
     """A checkpoint holds Python objects that safe (``weights_only=True``) loading refuses."""
 
 
+class InputFileError(UserError, ValueError):
+    """An input file refused, damaged or of the wrong kind, where the API reports bad inputs as
+    ``ValueError`` (the converters)."""
+
+
 class ParameterError(UserError, ValueError):
     """A transform or tool parameter out of its range (the message names the key)."""

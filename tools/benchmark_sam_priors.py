@@ -26,6 +26,8 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_rass  # noqa: E402,F401  (applies compat, registers components)
+from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
+                                    apply_trust_checkpoint, run_cli)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import Config, ConfigDict  # noqa: E402
@@ -42,7 +44,7 @@ from mmseg_rass.transforms import LoadSAMPriors  # noqa: E402
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     configs = osp.join(REPO, 'configs')
@@ -67,7 +69,8 @@ def parse_args():
                         help='masks written for the cache measurement: stand-in colour regions '
                         '(fast, smooth regions like trained SAM) or the SAM generator above')
     parser.add_argument('--device', default='cpu')
-    return parser.parse_args()
+    add_trust_checkpoint_argument(parser)
+    return parser.parse_args(argv)
 
 
 def build_model(path, device, **overrides):
@@ -121,10 +124,12 @@ def timed(fns, iters, warmup, device):
     return [float(np.median(ts)) for ts in times]
 
 
-def main():
+def main(argv=None):
+    args = parse_args(argv)
+    apply_trust_checkpoint(args.trust_checkpoint)
     tmp = tempfile.mkdtemp(prefix='bench_sam_priors_')
     try:
-        run(parse_args(), tmp)
+        run(args, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -209,4 +214,4 @@ def run(args, tmp):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -114,7 +114,7 @@ def _safe_remote_loader(loader, http):
     def load(filename, *args, **kwargs):
         trusted = trust_checkpoints()
         cached = None
-        if http and not args and 'model_dir' not in kwargs and (
+        if http and len(args) < 2 and 'model_dir' not in kwargs and (
                 os.environ.get(URL_CACHE_ENV, '').strip().lower() not in ('0', 'off', 'false')):
             kwargs['model_dir'] = url_cache_dir(filename)
             cached = osp.join(kwargs['model_dir'], osp.basename(filename.split('?')[0]))
