@@ -423,3 +423,32 @@ def test_runner_checkpoint_with_ema_onecycle_and_message_hub_resumes(tmp_path):
                                           train_cfg=dict(by_epoch=False, max_iters=3))))
     resumed.train()
     assert resumed.iter == 3
+
+
+# -- tools/train.py and tools/test.py: damaged checkpoints, bad transform parameters -----------
+@pytest.mark.parametrize('how', ['test', 'resume', 'load_from'])
+def test_damaged_checkpoint_through_train_and_test_is_one_line(how, bad_checkpoints, demo_data_root,
+                                                               tmp_path, monkeypatch, repo_root):
+    path = bad_checkpoints['truncated' if how != 'resume' else 'empty']
+    work_dir = tmp_path / 'w'
+    work_dir.mkdir()
+    options = ['--work-dir', str(work_dir), '--cfg-options', *small_options(demo_data_root)]
+    argv = dict(test=['test.py', CONFIG, path, *options],
+                resume=['train.py', CONFIG, '--resume', *options],
+                load_from=['train.py', CONFIG, *options, f'load_from={path}'])[how]
+    (work_dir / 'last_checkpoint').write_text(path)  # what --resume picks up
+    message = run_as_main(monkeypatch, repo_root, argv[0], argv[1:])
+    assert_one_line(message, path, 'damaged' if how != 'resume' else 'is empty (0 bytes)')
+
+
+def test_bad_degradation_parameter_through_train_is_one_line(demo_data_root, tmp_path,
+                                                             monkeypatch, repo_root):
+    config = tmp_path / 'bad_sigma.py'
+    config.write_text(f"_base_ = '{repo_root}/{CONFIG}'\n"
+                      "train_dataloader = dict(dataset=dict(pipeline=[dict(type='LoadImage'), "
+                      "dict(type='Degrade', blur_sigma=(-1, 2)), dict(type='LoadAnnotations'), "
+                      "dict(type='PackSegInputs')]))\n")
+    message = run_as_main(monkeypatch, repo_root, 'train.py', [
+        str(config), '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+        *small_options(demo_data_root)])
+    assert_one_line(message, 'Degrade: blur_sigma=(-1, 2) must be > 0')
