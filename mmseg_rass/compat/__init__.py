@@ -22,7 +22,7 @@ from .checkpoints import (TRUST_CHECKPOINT_FLAG, TRUST_CHECKPOINTS_ENV,  # noqa:
 from .distributed import CPUSyncBatchNormFunction  # noqa: F401
 from .shims import (MissingCompiledOpError, checkpoint_safe_globals,  # noqa: F401
                     has_compiled_ops)
-from .switch import switched_on
+from .base import switched_on
 
 Change = namedtuple('Change', 'name kind switch off read apply summary')
 """One behaviour change: ``switch`` is the environment variable, ``off`` its value that turns
@@ -73,7 +73,7 @@ CHANGES = (
 def enabled(name):
     """Whether the change ``name`` of :data:`CHANGES` is on now."""
     change = next(c for c in CHANGES if c.name == name)
-    if change.off == '1':  # an opt-in that turns the change off (trust checkpoints)
+    if change.switch == TRUST_CHECKPOINTS_ENV:  # an opt-in (=1) turns safe loading off
         return not trust_checkpoints()
     return switched_on(change.switch)
 

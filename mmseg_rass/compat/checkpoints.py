@@ -1,13 +1,13 @@
 """Policy: checkpoints load safely, and a bad one is named in one line.
 
 A checkpoint is a pickle: loading it fully can run any code in it. mmengine 0.10.7 calls
-``torch.load`` without ``weights_only`` (remote loaders through ``torch.hub``, which defaults to
-full unpickling). Every mmengine checkpoint loader — local files (``load_from``, ``--resume``,
-``tools/test.py``, ``init_cfg=dict(type='Pretrained')``), http(s), open-mmlab, s3, ... — loads with
-``weights_only=True`` here, whatever ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says, unless the user
-opts in (``--trust-checkpoint`` on the tools, ``MMSEG_RASS_TRUST_CHECKPOINTS=1``). A refused,
-missing, empty, truncated or foreign file raises one :mod:`mmseg_rass.errors` error naming it.
-An http(s) checkpoint is downloaded into a folder of its own per URL (two URLs with the same
+``torch.load`` without ``weights_only`` (remote loaders through ``torch.hub``, which defaults
+to full unpickling). Every mmengine checkpoint loader — local files (``load_from``,
+``--resume``, ``tools/test.py``, ``init_cfg=dict(type='Pretrained')``), http(s), open-mmlab,
+s3, ... — loads with ``weights_only=True`` here, whatever ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``
+says, unless the user opts in (``--trust-checkpoint`` on the tools,
+``MMSEG_RASS_TRUST_CHECKPOINTS=1``). A refused, missing, empty, truncated or foreign file
+raises one :mod:`mmseg_rass.errors` error naming it. An http(s) checkpoint is downloaded into a folder of its own per URL (two URLs with the same
 file name never share a cached file).
 """
 import functools
@@ -21,6 +21,7 @@ import warnings
 import torch
 
 from ..errors import CheckpointNotFoundError, CheckpointReadError, UntrustedCheckpointError
+from .base import patched, switched_on
 
 TRUST_CHECKPOINTS_ENV = 'MMSEG_RASS_TRUST_CHECKPOINTS'
 TRUST_CHECKPOINT_FLAG = '--trust-checkpoint'
@@ -110,12 +111,12 @@ def _safe_remote_loader(loader, http):
     ``weights_only=True`` (or ``False`` when the user trusts checkpoints) during the load.
     """
 
+    @patched
     @functools.wraps(loader)
     def load(filename, *args, **kwargs):
         trusted = trust_checkpoints()
         cached = None
-        if http and len(args) < 2 and 'model_dir' not in kwargs and (
-                os.environ.get(URL_CACHE_ENV, '').strip().lower() not in ('0', 'off', 'false')):
+        if http and len(args) < 2 and 'model_dir' not in kwargs and switched_on(URL_CACHE_ENV):
             kwargs['model_dir'] = url_cache_dir(filename)
             cached = osp.join(kwargs['model_dir'], osp.basename(filename.split('?')[0]))
         switch = 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD' if trusted else 'TORCH_FORCE_WEIGHTS_ONLY_LOAD'
@@ -134,7 +135,6 @@ def _safe_remote_loader(loader, http):
             os.environ.pop(switch)
             os.environ.update({k: v for k, v in saved.items() if v is not None})
 
-    load.is_mmseg_rass_patch = True
     return load
 
 
@@ -144,11 +144,11 @@ def patch_checkpoint_loading():
     schemes = mmengine_checkpoint.CheckpointLoader._schemes
     if not getattr(schemes.get(''), 'is_mmseg_rass_patch', False):
 
+        @patched
         @functools.wraps(mmengine_checkpoint.load_from_local)  # the same name, in logs too
         def load_from_local(filename, map_location=None):
             return load_local_checkpoint(filename, map_location)
 
-        load_from_local.is_mmseg_rass_patch = True
         schemes[''] = load_from_local
     for prefix, loader in list(schemes.items()):
         if prefix and not getattr(loader, 'is_mmseg_rass_patch', False):

@@ -11,20 +11,13 @@ configured backend is kept), no device is selected, and ``MMDistributedDataParal
 SyncBN on GPUs: never a silent switch to per-process BN). Switch: ``MMSEG_RASS_CPU_DISTRIBUTED``
 (read at each call).
 """
-import functools
-
 import torch
 import torch.distributed as dist
 
-from .switch import switched_on
+from .base import replace, switched_on
 
 CPU_DISTRIBUTED_ENV = 'MMSEG_RASS_CPU_DISTRIBUTED'
 
-
-def _patched(function):
-    """Mark ``function`` as a compat replacement (so patching twice is a no-op)."""
-    function.is_mmseg_rass_patch = True
-    return function
 
 
 def _cpu_only():
@@ -34,14 +27,11 @@ def _cpu_only():
 
 
 def patch_dist_init():
+    """``gloo`` and no ``torch.cuda.set_device`` when there is no accelerator."""
     from mmengine.dist import utils as dist_utils
-    original = dist_utils._init_dist_pytorch
-    if getattr(original, 'is_mmseg_rass_patch', False):
-        return
 
-    @_patched
-    @functools.wraps(original)
-    def init_dist_pytorch(backend='nccl', init_backend='torch', **kwargs):
+    @replace(dist_utils, '_init_dist_pytorch')
+    def init_dist_pytorch(original, backend='nccl', init_backend='torch', **kwargs):
         if init_backend != 'torch' or not switched_on(CPU_DISTRIBUTED_ENV) or not _cpu_only():
             return original(backend, init_backend=init_backend, **kwargs)
         from mmengine.logging import print_log
@@ -51,34 +41,23 @@ def patch_dist_init():
                       logger='current')
         dist.init_process_group(backend=backend, **kwargs)
 
-    dist_utils._init_dist_pytorch = init_dist_pytorch
-
 
 def patch_ddp_device_ids():
+    """No DDP ``device_ids`` for a CPU module; SyncBN accepted on CPU processes."""
     from mmengine.model.wrappers import MMDistributedDataParallel
-    original = MMDistributedDataParallel.__init__
-    if getattr(original, 'is_mmseg_rass_patch', False):
-        return
 
-    @_patched
-    @functools.wraps(original)
-    def __init__(self, module, detect_anomalous_params=False, **kwargs):
+    @replace(MMDistributedDataParallel, '__init__')
+    def __init__(original, self, module, detect_anomalous_params=False, **kwargs):
         params = list(module.parameters()) + list(module.buffers())
         if (switched_on(CPU_DISTRIBUTED_ENV) and kwargs.get('device_ids') is not None and params
                 and all(p.device.type == 'cpu' for p in params)):
             kwargs['device_ids'] = None  # DDP refuses device ids for a CPU module
         original(self, module, detect_anomalous_params=detect_anomalous_params, **kwargs)
 
-    MMDistributedDataParallel.__init__ = __init__
-    check_sync_bn = MMDistributedDataParallel._passing_sync_batchnorm_handle
-
-    @_patched
-    @functools.wraps(check_sync_bn)
-    def passing_sync_batchnorm_handle(self, module):
+    @replace(MMDistributedDataParallel, '_passing_sync_batchnorm_handle')
+    def passing_sync_batchnorm_handle(original, self, module):
         if self.device_type != 'cpu' or not switched_on(CPU_DISTRIBUTED_ENV):
-            check_sync_bn(self, module)
-
-    MMDistributedDataParallel._passing_sync_batchnorm_handle = passing_sync_batchnorm_handle
+            original(self, module)  # torch refuses SyncBN on CPU: it runs on CPU here
 
 
 class CPUSyncBatchNormFunction(torch.autograd.Function):
@@ -142,14 +121,10 @@ class CPUSyncBatchNormFunction(torch.autograd.Function):
 
 
 def patch_sync_batchnorm():
-    sync_bn = torch.nn.SyncBatchNorm
-    original = sync_bn.forward
-    if getattr(original, 'is_mmseg_rass_patch', False):
-        return
+    """``SyncBatchNorm`` on CPU processes runs :class:`CPUSyncBatchNormFunction`."""
 
-    @_patched
-    @functools.wraps(original)
-    def forward(self, input):
+    @replace(torch.nn.SyncBatchNorm, 'forward')
+    def forward(original, self, input):
         if not (input.device.type == 'cpu' and self.training and dist.is_available()
                 and dist.is_initialized() and switched_on(CPU_DISTRIBUTED_ENV)):
             return original(self, input)
@@ -165,10 +140,8 @@ def patch_sync_batchnorm():
                 momentum = 1.0 / self.num_batches_tracked.item()
         running_mean = self.running_mean if self.track_running_stats else None
         running_var = self.running_var if self.track_running_stats else None
-        return CPUSyncBatchNormFunction.apply(input, self.weight, self.bias, running_mean, running_var,
-                              self.eps, momentum, group)
-
-    sync_bn.forward = forward
+        return CPUSyncBatchNormFunction.apply(input, self.weight, self.bias, running_mean,
+                                              running_var, self.eps, momentum, group)
 
 
 def patch_cpu_distributed():

@@ -4,18 +4,11 @@ checkpoint holds, data checks when a dataset is built, label errors that name th
 Each patch is installed once and reads its switch (:data:`mmseg_rass.compat.CHANGES`) at each
 call, so a switch set later in the process takes effect.
 """
-import functools
-
-from .switch import switched_on
+from .base import replace, switched_on
 
 EXACT_RESUME_ENV = 'MMSEG_RASS_EXACT_RESUME'
 BN_STATS_ENV = 'MMSEG_RASS_BN_STATS'
 LABEL_ERRORS_ENV = 'MMSEG_RASS_LABEL_ERRORS'
-
-
-def _patched(function):
-    function.is_mmseg_rass_patch = True
-    return function
 
 
 def added_hooks(runner):
@@ -39,59 +32,43 @@ def added_hooks(runner):
 
 
 def patch_runner_hooks():
+    """Every runner gets :func:`added_hooks` after its own (``exact_resume``, ``bn_stats``)."""
     from mmengine.runner import Runner
-    original = Runner.register_hooks
-    if getattr(original, 'is_mmseg_rass_patch', False):
-        return
 
-    @_patched
-    @functools.wraps(original)
-    def register_hooks(self, default_hooks=None, custom_hooks=None):
+    @replace(Runner, 'register_hooks')
+    def register_hooks(original, self, default_hooks=None, custom_hooks=None):
         original(self, default_hooks, custom_hooks)
         for hook in added_hooks(self):
             self.register_hook(hook)
 
-    Runner.register_hooks = register_hooks
-
 
 def patch_dataset_checks():
+    """Files checked when a dataset is built; an unserialisable empty one named (``data_check``)."""
     from mmengine.dataset import BaseDataset
-    original_full_init = BaseDataset.full_init
-    if getattr(original_full_init, 'is_mmseg_rass_patch', False):
-        return
-    original_serialize = BaseDataset._serialize_data
 
-    @_patched
-    @functools.wraps(original_full_init)
-    def full_init(self):
+    @replace(BaseDataset, 'full_init')
+    def full_init(original, self):
         if self._fully_initialized:
             return
-        original_full_init(self)
+        original(self)
         from ..datasets.data_check import check_at_build
         check_at_build(self)
 
-    @_patched
-    @functools.wraps(original_serialize)
-    def serialize_data(self):
+    @replace(BaseDataset, '_serialize_data')
+    def serialize_data(original, self):
         from ..datasets.data_check import data_check_mode, empty_dataset_error
         if not self.data_list and data_check_mode() != 'off':
             # mmengine fails here too, with numpy's 'need at least one array to concatenate'
             raise empty_dataset_error(self)
-        return original_serialize(self)
-
-    BaseDataset.full_init = full_init
-    BaseDataset._serialize_data = serialize_data
+        return original(self)
 
 
 def patch_label_loading():
+    """mmseg's ``LoadAnnotations`` names the label it cannot read (``label_errors``)."""
     from mmseg.datasets.transforms import LoadAnnotations
-    original = LoadAnnotations._load_seg_map
-    if getattr(original, 'is_mmseg_rass_patch', False):
-        return
 
-    @_patched
-    @functools.wraps(original)
-    def load_seg_map(self, results):
+    @replace(LoadAnnotations, '_load_seg_map')
+    def load_seg_map(original, self, results):
         if not switched_on(LABEL_ERRORS_ENV):
             return original(self, results)
         path = results.get('seg_map_path')
@@ -104,5 +81,3 @@ def patch_label_loading():
             raise ValueError(f'cannot decode label {path} ({type(e).__name__}: {e}): the file '
                              'is corrupt or not an image; replace it or remove it from the '
                              'split') from e
-
-    LoadAnnotations._load_seg_map = load_seg_map

@@ -4,4 +4,5 @@ from .rng_state_hook import RNGStateHook
 from .sam_distill_hook import SAMDistillHook
 from .scr_dataset_meta_hook import SCRDatasetMetaHook
 
-__all__ = ['RankZeroBNStatsHook', 'RASSPromptHook', 'RNGStateHook', 'SAMDistillHook', 'SCRDatasetMetaHook']
+__all__ = ['RankZeroBNStatsHook', 'RASSPromptHook', 'RNGStateHook', 'SAMDistillHook',
+           'SCRDatasetMetaHook']
