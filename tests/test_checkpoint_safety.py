@@ -23,7 +23,7 @@ from mmseg.registry import MODELS
 from mmseg_rass.compat import (TRUST_CHECKPOINTS_ENV, CheckpointReadError,
                                UntrustedCheckpointError, shims)
 from mmseg_rass.compat.checkpoints import url_cache_dir
-from mmseg_rass.tools_entry import run_mmseg_tool
+from mmseg_rass.tools_entry import run_cli, run_mmseg_tool
 
 CONFIG = 'configs/baseline/fpn_r18_demo_cityscapes.py'
 
@@ -135,8 +135,8 @@ def test_benchmark_robustness(evil, demo_data_root, tmp_path, monkeypatch, repo_
 def test_export_scr_lora(evil, tmp_path, tool_loader):
     path, marker = evil
     tool = tool_loader('export_scr_lora')
-    with pytest.raises(SystemExit) as info:
-        tool.main([path, str(tmp_path / 'lora.safetensors')])
+    with pytest.raises(SystemExit) as info:  # as `python tools/export_scr_lora.py` runs it
+        run_cli(tool.main, [path, str(tmp_path / 'lora.safetensors')])
     assert_refused(info.value, path, marker)
     # with the flag the file is unpickled (the payload runs), then refused as a non-SCR file
     with pytest.raises(ValueError, match='carries no config'):

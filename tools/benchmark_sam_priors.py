@@ -26,8 +26,6 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_rass  # noqa: E402,F401  (applies compat, registers components)
-from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
-                                    apply_trust_checkpoint, run_cli)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import Config, ConfigDict  # noqa: E402
@@ -39,6 +37,8 @@ from mmseg.structures import SegDataSample  # noqa: E402
 from mmseg_rass.datasets.demo_data import make_demo_cityscapes  # noqa: E402
 from mmseg_rass.sam import (StandInMaskGenerator, build_sam_mask_generator,  # noqa: E402
                             file_sha256, save_sam_prior, select_largest_masks, write_manifest)
+from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
+                                    apply_trust_checkpoint, run_cli)
 from mmseg_rass.transforms import LoadSAMPriors  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -17,18 +17,16 @@ from collections import namedtuple
 from ..errors import (CheckpointNotFoundError, CheckpointReadError,  # noqa: F401
                       UntrustedCheckpointError)
 from . import checkpoints, distributed, runner, shims
+from .base import switched_on
 from .checkpoints import (TRUST_CHECKPOINT_FLAG, TRUST_CHECKPOINTS_ENV,  # noqa: F401
                           load_local_checkpoint, trust_checkpoints)
 from .distributed import CPUSyncBatchNormFunction  # noqa: F401
 from .shims import (MissingCompiledOpError, checkpoint_safe_globals,  # noqa: F401
                     has_compiled_ops)
-from .base import switched_on
 
 Change = namedtuple('Change', 'name kind switch off read apply summary')
 """One behaviour change: ``switch`` is the environment variable, ``off`` its value that turns
 the change off, ``read`` when it is read (``import`` or ``call``)."""
-
-DATA_CHECK_ENV = 'MMSEG_RASS_DATA_CHECK'
 
 CHANGES = (
     Change('pkg_resources', 'shim', 'MMSEG_RASS_PKG_RESOURCES', 'off', 'import',
@@ -61,7 +59,8 @@ CHANGES = (
     Change('bn_stats', 'policy', runner.BN_STATS_ENV, 'off', 'call', None,
            "RankZeroBNStatsHook in distributed runners: validation uses rank 0's BN "
            'statistics, which are what checkpoints hold'),
-    Change('data_check', 'policy', DATA_CHECK_ENV, 'off', 'call', runner.patch_dataset_checks,
+    Change('data_check', 'policy', runner.DATA_CHECK_ENV, 'off', 'call',
+           runner.patch_dataset_checks,
            "files a dataset's own loading transforms will read are checked when it is built "
            '(fast or full); an empty serialised dataset names where it looked'),
     Change('label_errors', 'policy', runner.LABEL_ERRORS_ENV, 'off', 'call',

@@ -7,8 +7,8 @@ to full unpickling). Every mmengine checkpoint loader — local files (``load_fr
 s3, ... — loads with ``weights_only=True`` here, whatever ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``
 says, unless the user opts in (``--trust-checkpoint`` on the tools,
 ``MMSEG_RASS_TRUST_CHECKPOINTS=1``). A refused, missing, empty, truncated or foreign file
-raises one :mod:`mmseg_rass.errors` error naming it. An http(s) checkpoint is downloaded into a folder of its own per URL (two URLs with the same
-file name never share a cached file).
+raises one :mod:`mmseg_rass.errors` error naming it. An http(s) checkpoint is downloaded into
+a folder of its own per URL (two URLs with the same file name never share a cached file).
 """
 import functools
 import hashlib

@@ -9,6 +9,7 @@ from .base import replace, switched_on
 EXACT_RESUME_ENV = 'MMSEG_RASS_EXACT_RESUME'
 BN_STATS_ENV = 'MMSEG_RASS_BN_STATS'
 LABEL_ERRORS_ENV = 'MMSEG_RASS_LABEL_ERRORS'
+DATA_CHECK_ENV = 'MMSEG_RASS_DATA_CHECK'  # fast | full | off, see datasets/data_check.py
 
 
 def added_hooks(runner):

@@ -31,9 +31,9 @@ from mmcv.transforms import LoadAnnotations, LoadImageFromFile
 from mmengine.logging import print_log
 from PIL import Image, UnidentifiedImageError
 
+from ..compat.runner import DATA_CHECK_ENV
 from ..errors import UserError
 
-DATA_CHECK_ENV = 'MMSEG_RASS_DATA_CHECK'
 MODES = ('fast', 'full', 'off')
 MAX_LISTED = 20
 LABEL_MODES = ('1', 'L', 'P', 'I', 'I;16', 'I;16L', 'I;16B', 'F')
