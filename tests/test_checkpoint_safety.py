@@ -283,6 +283,18 @@ def test_tools_end_in_one_line_naming_the_checkpoint(tool, kind, bad_checkpoints
     assert not evil[1].exists()  # the payload never ran
 
 
+def test_refused_restorer_checkpoint_of_extract_sam_priors_is_one_line(bad_checkpoints, evil,
+                                                                      tmp_path, monkeypatch,
+                                                                      repo_root):
+    path = bad_checkpoints['refused']
+    message = run_as_main(monkeypatch, repo_root, 'extract_sam_priors.py', [
+        'configs/spd/spd_segformer-tiny_demo-cityscapes-lq.py', '--out', str(tmp_path / 'out'),
+        '--stand-in', '--prior-source', 'restorer', '--restorer-config',
+        'configs/scr/scr_tiny_demo.py', '--restorer-checkpoint', path])
+    assert_one_line(message, path, WHAT['refused'])
+    assert not evil[1].exists()
+
+
 @pytest.mark.parametrize('tool', ['export_scr_lora', 'convert_osediff_lora',
                                   'convert_rass_checkpoint', 'extract_sam_priors', 'infer',
                                   'segsr_refinement', 'benchmark_sam_priors', 'train', 'test',
