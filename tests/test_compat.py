@@ -240,6 +240,7 @@ checks = dict(
     running_mean=close(model.running_mean, reference.running_mean),
     running_var=close(model.running_var, reference.running_var))
 say(f"CHECKS {sorted(k for k, v in checks.items() if not v) or 'ALL OK'}")
+dist.barrier()  # neither process tears gloo down while the other still talks to it
 dist.destroy_process_group()
 '''
 
