@@ -22,7 +22,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 from mmseg_rass.evaluation import robustness  # noqa: E402
 from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
-                                    apply_trust_checkpoint)
+                                    apply_trust_checkpoint, run_cli)
 
 
 def parse_args(argv=None):
@@ -83,4 +83,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -39,6 +39,8 @@ from mmseg.structures import SegDataSample  # noqa: E402
 from mmseg_rass.datasets.demo_data import make_demo_cityscapes  # noqa: E402
 from mmseg_rass.sam import (StandInMaskGenerator, build_sam_mask_generator,  # noqa: E402
                             file_sha256, save_sam_prior, select_largest_masks, write_manifest)
+from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
+                                    apply_trust_checkpoint, run_cli)
 from mmseg_rass.transforms import LoadSAMPriors  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -69,6 +71,7 @@ def parse_args(argv=None):
                         help='masks written for the cache measurement: stand-in colour regions '
                         '(fast, smooth regions like trained SAM) or the SAM generator above')
     parser.add_argument('--device', default='cpu')
+    add_trust_checkpoint_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -129,9 +132,11 @@ def timed(fns, iters, warmup, device):
 
 
 def main(argv=None):
+    args = parse_args(argv)
+    apply_trust_checkpoint(args.trust_checkpoint)
     tmp = tempfile.mkdtemp(prefix='bench_sam_priors_')
     try:
-        return run(parse_args(argv), tmp)
+        return run(args, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -224,4 +229,4 @@ def run(args, tmp):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

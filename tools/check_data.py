@@ -72,7 +72,9 @@ def main(argv=None):
         try:
             dataset = build_unchecked(DATASETS, loader.dataset)
             count = check_dataset(dataset, mode=args.mode)
-            print(f'{split}: {count} samples OK ({args.mode} check)')
+            print(f'{split}: {count} samples OK ({args.mode} check)' if count else
+                  f'{split}: nothing checked (no LoadImageFromFile / LoadAnnotations in the '
+                  'pipeline: other loaders are not judged)')
         except (DataCheckError, FileNotFoundError) as e:
             failed += 1
             print(f'{split}: {e}')

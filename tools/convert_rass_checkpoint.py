@@ -18,7 +18,8 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_rass  # noqa: E402,F401  (applies compat, registers components)
-from mmseg_rass.tools_entry import add_trust_checkpoint_argument, apply_trust_checkpoint  # noqa: E402
+from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
+                                    apply_trust_checkpoint, run_cli)
 
 DEFAULT_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                           'configs/rass/rass_mask2former_ade20k_lq.py')
@@ -87,4 +88,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -34,6 +34,8 @@ from mmengine.registry import init_default_scope  # noqa: E402
 from mmseg_rass.sam import (DEFAULT_GENERATOR_SETTINGS, SAM_MODEL_TYPES,  # noqa: E402
                             RestorerPriorSource, StandInMaskGenerator, build_sam_mask_generator,
                             extract_sam_priors, file_sha256)
+from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
+                                    apply_trust_checkpoint, run_cli)
 
 
 def parse_shard(text):
@@ -72,7 +74,9 @@ def parse_args(argv=None):
     parser.add_argument('--restorer-config',
                         help='config whose model is a restorer or has a restorer entry '
                         '(e.g. configs/rass/restore_then_segment_demo.py)')
-    parser.add_argument('--restorer-checkpoint', help='restorer weights (mmengine checkpoint)')
+    parser.add_argument('--restorer-checkpoint', help='restorer weights (mmengine checkpoint '
+                        'file or URL)')
+    add_trust_checkpoint_argument(parser)
     parser.add_argument('--clean-priors', action='store_true',
                         help='allow a pipeline without Degrade (priors of undegraded images)')
     parser.add_argument('--shard', type=parse_shard, default=(0, 1), help='i/n')
@@ -101,6 +105,7 @@ def build_generator(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    apply_trust_checkpoint(args.trust_checkpoint)
     if not osp.isfile(args.config):
         sys.exit(f'config {args.config} not found')
     if (args.prior_source == 'restorer') != bool(args.restorer_config):
@@ -137,4 +142,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -1,6 +1,7 @@
 """Segment real (low-quality) photos with a trained model: overlays and label maps.
 
     python tools/infer.py CONFIG CHECKPOINT IMAGES_OR_DIR [...] --out-dir OUT [--device cuda:0]
+        [--trust-checkpoint]
 
 Each image is run through the config's ``test_pipeline`` exactly as it is (mmseg's
 ``init_model`` / ``inference_model``; no synthetic degradation: the LQ evaluation sets of this
@@ -23,6 +24,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_rass  # noqa: E402,F401  (applies compat, registers components)
+from mmseg_rass.errors import UserError  # noqa: E402
+from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
+                                    apply_trust_checkpoint, is_url, run_cli)
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -32,7 +36,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Segment photos with a trained model; write overlays and label maps.')
     parser.add_argument('config', help='model config (its test_pipeline is used)')
-    parser.add_argument('checkpoint', help='checkpoint file (e.g. work_dirs/x/iter_300.pth)')
+    parser.add_argument('checkpoint', help='checkpoint file (e.g. work_dirs/x/iter_300.pth) '
+                        'or URL')
     parser.add_argument('inputs', nargs='+', help='image files and/or directories')
     parser.add_argument('--out-dir', required=True, help='output folder (vis/ and pred/)')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1, ...')
@@ -40,6 +45,7 @@ def parse_args(argv=None):
     parser.add_argument('--no-labels', action='store_true', help='no class names on overlays')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, as in tools/test.py')
+    add_trust_checkpoint_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -93,7 +99,7 @@ def load_model(config, checkpoint, device, cfg_options=None):
 
     if not osp.isfile(config):
         raise FileNotFoundError(f'config {config} does not exist')
-    if not osp.isfile(checkpoint):
+    if not osp.isfile(checkpoint) and not is_url(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
     cfg = Config.fromfile(config)
     if cfg_options:
@@ -106,6 +112,8 @@ def load_model(config, checkpoint, device, cfg_options=None):
     try:
         ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
                                logger='silent')
+    except UserError:  # refused, damaged or missing: its own one-line message
+        raise
     except RuntimeError as e:
         raise RuntimeError(f'checkpoint {checkpoint} does not fit the model of {config} '
                            f'(strict loading): {str(e).splitlines()[0]}') from e
@@ -155,6 +163,7 @@ def infer(model, images, out_dir, opacity=0.5, with_labels=True, progress=True):
 
 def main(argv=None):
     args = parse_args(argv)
+    apply_trust_checkpoint(args.trust_checkpoint)
     try:
         images = list_images(args.inputs)
         model = load_model(args.config, args.checkpoint, args.device, args.cfg_options)
@@ -166,4 +175,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

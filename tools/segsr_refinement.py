@@ -28,6 +28,8 @@ from mmseg.evaluation import IoUMetric  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 
 from mmseg_rass.evaluation.restoration_metric import psnr, ssim  # noqa: E402
+from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
+                                    apply_trust_checkpoint, is_url, run_cli)
 from mmseg_rass.models.restorers.scr_data_preprocessor import to_uint8_range  # noqa: E402
 
 
@@ -174,10 +176,12 @@ def main(argv=None):
     parser.add_argument('--max-images', type=int, default=None, help='first N test images only')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override entries of every config, as in tools/test.py')
+    add_trust_checkpoint_argument(parser)
     args = parser.parse_args(argv)
+    apply_trust_checkpoint(args.trust_checkpoint)
     for _, config, checkpoint in args.model:
         for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
-            if not osp.isfile(path):
+            if not osp.isfile(path) and not (what == 'checkpoint' and is_url(path)):
                 raise SystemExit(f'error: {what} file {path} does not exist')
     results = [evaluate(name, config, ckpt, args.num_steps, args.cfg_options, args.max_images)
                for name, config, ckpt in args.model]
@@ -195,4 +199,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

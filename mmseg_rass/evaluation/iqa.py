@@ -20,7 +20,7 @@ import os.path as osp
 import numpy as np
 import torch
 
-from ..compat import _safe_remote_loader
+from ..compat.checkpoints import load_guarded, torch_load_policy
 
 PYIQA_URL = 'https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/{}'
 TORCHVISION_URL = 'https://download.pytorch.org/models/{}'
@@ -119,11 +119,11 @@ def build_iqa_network(name, weights_dir):
         raise _missing_error(name, *missing[0])
     import pyiqa
 
-    def build(_):
-        with _offline(name, osp.abspath(weights_dir)):
+    def build():
+        with _offline(name, osp.abspath(weights_dir)), torch_load_policy():
             return pyiqa.create_metric(IQA_METRICS[name][0], device='cpu').net.eval()
 
-    return _safe_remote_loader(build)(osp.join(weights_dir, IQA_METRICS[name][2][-1][0]))
+    return load_guarded(osp.join(weights_dir, IQA_METRICS[name][2][-1][0]), build)
 
 
 def clean_fid_input(img):

@@ -71,7 +71,7 @@ class RestorerPriorSource:
         self.model_cfg = copy.deepcopy(dict(model_cfg))
         self.model = MODELS.build(copy.deepcopy(self.model_cfg))
         if checkpoint is not None:
-            if not osp.isfile(checkpoint):
+            if not osp.isfile(checkpoint) and '://' not in checkpoint:  # URLs: mmengine's loader
                 raise FileNotFoundError(f'restorer checkpoint {checkpoint} not found')
             load_checkpoint(self.model, checkpoint, map_location='cpu', strict=True)
         self.model.to(device).eval().requires_grad_(False)
