@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from PIL import Image
 from mmengine.runner import save_checkpoint
 from mmseg.registry import MODELS
 
 from mmseg_rass.evaluation import robustness as rob
+from mmseg_rass.sam.prior_io import file_sha256
 
 # A model-zoo style config: inherits mmseg:: bases, mmseg's own dataset and LoadImageFromFile,
 # no custom_imports (the tool loads the plug-in). SegFormer with 8-channel stages.
@@ -179,6 +181,31 @@ def test_cache_follows_checkpoint_config_and_files(tiny_model, demo_data_root, t
     shutil.copy(label, label.parent / label.name.replace('demo_city_', 'demo_city_9'))
     result, out = run()
     assert len(evaluated) == 2 and 'files changed' in out and result['num_images'] == 3
+    # a label edited in place (same name, same size, mtime put back): evaluated again
+    stat = os.stat(label)
+    edited = np.array(Image.open(label))
+    edited[:8] = 255
+    Image.fromarray(edited).save(label)
+    os.utime(label, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    changed, out = run()
+    assert len(evaluated) == 2 and 'files changed' in out
+    assert changed['cells'][0]['aAcc'] != result['cells'][0]['aAcc']
+
+
+def test_urls_with_the_same_file_name_give_each_model_its_numbers(tiny_model, http_folder,
+                                                                  tmp_path, monkeypatch):
+    config, _ = tiny_model
+    folder, base = http_folder
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    for seed, sub in enumerate(('a', 'b')):
+        (folder / sub).mkdir()
+        _save_model(config, folder / sub / 'model.pth', seed=seed)
+    results = [rob.run_benchmark(config, f'{base}/{sub}/model.pth', ['brightness'], [1],
+                                 str(tmp_path / 'wd')) for sub in ('a', 'b')]
+    digests = [r['checkpoint_sha256'] for r in results]
+    assert digests == [file_sha256(folder / sub / 'model.pth') for sub in ('a', 'b')]
+    a, b = ([(c['aAcc'], c['mIoU']) for c in r['cells']] for r in results)
+    assert a != b  # model B is evaluated, not reported with model A's cached numbers
 
 
 def test_mismatched_checkpoint_fails_and_non_strict_is_recorded(tiny_model, tool_loader,
