@@ -34,12 +34,11 @@ import numpy as np
 from ..datasets.degraded_dataset import plain_dataset_cfg
 from ..transforms.degradation_pipeline import FAMILIES
 from ..transforms.imagenet_c import BENCHMARK, CATEGORIES, CORRUPTIONS
-from .cells import (BenchmarkError, CellCache, FileDigests, build_dataset,  # noqa: F401
-                    build_model_checked, build_test_runner, check_checkpoint_arg, data_digest,
-                    dataset_files, dump_json, load_checkpoint_checked, load_config_file,
-                    local_checkpoint, names_list, referenced_files, resolve_config,
-                    run_test_loop, sha256_text, source_digest, strip_keys, type_name,
-                    use_per_class_metric)
+from .cells import (BenchmarkError, CellCache, FileDigests, build_dataset, build_model_checked,
+                    build_test_runner, check_checkpoint_arg, data_digest, dataset_files,
+                    dump_json, load_config_file, local_checkpoint, names_list,
+                    referenced_files, resolve_config, run_test_loop, sha256_text,
+                    source_digest, strip_keys, type_name, use_per_class_metric)
 
 SEVERITIES = (1, 2, 3, 4, 5)
 LOADING_TRANSFORMS = ('LoadImage', 'LoadImageFromFile')

@@ -70,7 +70,7 @@ def test_data_and_referenced_file_digests(tmp_path):
 
 
 def test_urls_with_the_same_file_name_get_their_own_download(http_folder, tmp_path,
-                                                              monkeypatch):
+                                                             monkeypatch):
     folder, base = http_folder
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     for sub, value in (('a', 1.0), ('b', 2.0)):
