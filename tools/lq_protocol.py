@@ -4,7 +4,7 @@ One row (a method):
     python tools/lq_protocol.py [CONFIG CHECKPOINT] [--name NAME]
         [--restorer RESTORER_CONFIG [RESTORER_CHECKPOINT]] [--ft FT_CONFIG FT_CHECKPOINT]
         [--paper METHOD] --eval-sets SET [SET ...] [--set-options KEY=VALUE ...]
-        [--fps-warmup N] [--work-dir DIR] [--trust-checkpoint]
+        [--fps-warmup N] [--fps-images N] [--work-dir DIR] [--trust-checkpoint]
 Several rows from a file (.py / .json / .yaml with rows = [dict(name=..., config=...,
 checkpoint=..., restorer_config=..., restorer_checkpoint=..., ft_config=...,
 ft_checkpoint=..., paper=...), ...] and optionally eval_sets = [...]):
@@ -57,7 +57,9 @@ def parse_args(argv=None):
                         help='override settings of every evaluation set\'s config, e.g. '
                         'test_dataloader.num_workers=0')
     parser.add_argument('--fps-warmup', type=int, default=5,
-                        help='images of each cell excluded from its FPS (default 5)')
+                        help='untimed model calls before each FPS measurement (default 5)')
+    parser.add_argument('--fps-images', type=int, default=50,
+                        help='images timed for each FPS (default 50, at most the set)')
     parser.add_argument('--work-dir', help='output folder (default work_dirs/lq_protocol); '
                         'finished cells cached there are reused while their content matches')
     parser.add_argument('--merge', nargs='+', metavar='JSON',
@@ -101,7 +103,8 @@ def main(argv=None):
             sets = [lq_protocol.parse_eval_set(s) for s in args.eval_sets]
         for eval_set in sets:
             eval_set.cfg_options = dict(eval_set.cfg_options or {}, **(args.set_options or {}))
-        result = lq_protocol.run_protocol(rows, sets, work_dir, args.fps_warmup)
+        result = lq_protocol.run_protocol(rows, sets, work_dir, args.fps_warmup,
+                                          args.fps_images)
         print(lq_protocol.format_table(result), end='')
     except BenchmarkError as e:
         parser.exit(2, f'{parser.prog}: error: {e}\n')

@@ -410,6 +410,15 @@ def load_checkpoint_checked(model, checkpoint, strict=True, non_strict_option=Tr
     return report
 
 
+def runner_model_cfg(cfg):
+    """A config's ``model`` as mmengine's Runner builds it: a model dict without
+    ``data_preprocessor`` takes the config's top-level one (``Runner(data_preprocessor=...)``)."""
+    model = copy.deepcopy(cfg.model)
+    if isinstance(model, dict) and cfg.get('data_preprocessor') is not None:
+        model.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    return model
+
+
 def build_model_checked(model_cfg, what, checkpoint=None, strict=True):
     """Build a model config (a copy) and load ``checkpoint`` (:func:`load_checkpoint_checked`).
 

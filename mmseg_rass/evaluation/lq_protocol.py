@@ -17,11 +17,13 @@ evaluated on every set with mmseg's test loop (``PerClassIoUMetric``); the set d
 images, labels and test resolution, the same for every row.
 
 Per cell it records mIoU, aAcc, mAcc, per-class IoU and the FPS of the model's ``test_step``
-(the device mmengine picks, batch 1, the set's test resolution, the first ``fps_warmup`` images
-excluded, data loading excluded). Where a row has a restorer and the set keeps the clean image
-(a ``DegradedDataset``), a *restoration* cell holds PSNR/SSIM of the restored images and of the
-LQ input against the clean image (``RestorationMetric`` of the restorer's config). Parameters
-(total, ``requires_grad``) are counted on the meta device (:mod:`mmseg_rass.models.param_count`).
+(preprocessing, forward, resizing to the label): on the device mmengine picks, batch 1, at the
+set's test resolution, over its first ``fps_images`` images loaded beforehand (no data loading
+runs meanwhile), after ``fps_warmup`` untimed calls. Where a row has a restorer and the set
+keeps the clean image (a ``DegradedDataset``), a *restoration* cell holds PSNR/SSIM of the
+restored images and of the LQ input against the clean image (``RestorationMetric`` of the
+restorer's config). Parameters (total, ``requires_grad``) are counted on the meta device
+(:mod:`mmseg_rass.models.param_count`).
 
 Cells are cached under ``<work_dir>/cells/<set>/<row>/<setting>.json``, keyed by content
 (:mod:`.cells`): checkpoint bytes, the resolved config of the cell, the files its model config
@@ -45,8 +47,8 @@ from .cells import (BenchmarkError, CellCache, FileDigests, build_dataset, build
                     build_test_runner, check_checkpoint_arg, data_digest, dataset_files,
                     device_name, dump_json, load_checkpoint_checked, load_config_file,
                     local_checkpoint, one_line, package_code_digest, referenced_files,
-                    resolve_config, run_test_loop, sha256_text, strip_keys, type_name,
-                    use_per_class_metric)
+                    resolve_config, run_test_loop, runner_model_cfg, sha256_text, strip_keys,
+                    type_name, use_per_class_metric)
 
 FORMAT = 'mmseg_rass.lq_protocol.v1'
 CACHE_VERSION = 1
@@ -308,14 +310,14 @@ def _cell_cfgs(row, restorer):
     cells = {}
     if row.config:
         cfg = load_config_file(row.config, what=f'row {row.name!r}: config')
-        cells['dt'] = (cfg, cfg.model, dict(segmentor=row.checkpoint))
+        model = runner_model_cfg(cfg)  # as tools/test.py builds it
+        cells['dt'] = (cfg, model, dict(segmentor=row.checkpoint))
         if restorer is not None:
-            model, checkpoint, _ = restorer
-            r2s = dict(type='RestoreThenSegment', restorer=model, segmentor=cfg.model)
-            cells['r2s'] = (cfg, r2s, dict(segmentor=row.checkpoint, restorer=checkpoint))
+            r2s = dict(type='RestoreThenSegment', restorer=restorer[0], segmentor=model)
+            cells['r2s'] = (cfg, r2s, dict(segmentor=row.checkpoint, restorer=restorer[1]))
     if row.ft_config:
         cfg = load_config_file(row.ft_config, what=f'row {row.name!r}: fine-tuned config')
-        cells['ft'] = (cfg, cfg.model, dict(segmentor=row.ft_checkpoint))
+        cells['ft'] = (cfg, runner_model_cfg(cfg), dict(segmentor=row.ft_checkpoint))
     return cells
 
 
@@ -332,36 +334,37 @@ def _runner_cfg(cfg, model_cfg, eval_set):
     return cfg
 
 
-class _FPSTimer:
-    """Time ``model.test_step`` per batch (CUDA synchronised) while a runner tests it."""
+def measure_fps(model, dataloader_cfg, warmup, images):
+    """Images per second of ``model.test_step`` at batch 1.
 
-    def __init__(self, model, warmup):
-        self.model, self.warmup, self.times = model, warmup, []
+    The first ``images`` batches are loaded first (so no data loading competes with the
+    model), ``warmup`` untimed calls on the first one follow, then each batch is timed (CUDA
+    synchronised).
 
-    def __enter__(self):
-        import torch
-        from mmengine.device import get_device
-        step = self.model.test_step
-        sync = torch.cuda.synchronize if get_device() == 'cuda' else (lambda: None)
+    Returns:
+        dict: ``fps``, ``fps_images`` (timed) and ``fps_warmup``.
+    """
+    import itertools
 
-        def timed(data):
+    import torch
+    from mmengine.device import get_device
+    from mmengine.runner import Runner
+    loader = Runner.build_dataloader(dict(dataloader_cfg, batch_size=1, num_workers=0,
+                                          persistent_workers=False))
+    batches = list(itertools.islice(loader, images))
+    sync = torch.cuda.synchronize if get_device() == 'cuda' else (lambda: None)
+    model.eval()
+    seconds = 0.
+    with torch.no_grad():
+        for _ in range(warmup):
+            model.test_step(batches[0])
+        sync()
+        for batch in batches:
             start = time.perf_counter()
-            out = step(data)
+            model.test_step(batch)
             sync()
-            self.times.append(time.perf_counter() - start)
-            return out
-
-        self.model.test_step = timed
-        return self
-
-    def __exit__(self, *exc):
-        del self.model.test_step  # the class's method again
-
-    def result(self):
-        """``fps`` (``None`` when every image was warm-up), ``fps_images``, ``fps_warmup``."""
-        timed = self.times[self.warmup:]
-        return dict(fps=len(timed) / sum(timed) if timed else None, fps_images=len(timed),
-                    fps_warmup=self.warmup)
+            seconds += time.perf_counter() - start
+    return dict(fps=len(batches) / seconds, fps_images=len(batches), fps_warmup=warmup)
 
 
 def _restoration_metrics(restorer, eval_set, metric_cfg):
@@ -433,7 +436,7 @@ def _params(cfg, what):
     return dict(total=total, trainable=trainable)
 
 
-def run_protocol(rows, eval_sets, work_dir, fps_warmup=5, say=print):
+def run_protocol(rows, eval_sets, work_dir, fps_warmup=5, fps_images=50, say=print):
     """Evaluate every row on every evaluation set; write ``lq_protocol.json`` and ``.md``.
 
     Every check (rows, files, configs, data, class counts) runs before anything is evaluated.
@@ -443,7 +446,8 @@ def run_protocol(rows, eval_sets, work_dir, fps_warmup=5, say=print):
         rows (Sequence[Row]): the methods.
         eval_sets (Sequence[EvalSet]): the test sets.
         work_dir (str): output folder (cells cache, logs, results).
-        fps_warmup (int): images of each cell excluded from its FPS.
+        fps_warmup (int): untimed ``test_step`` calls before each FPS measurement.
+        fps_images (int): images of the set timed for each FPS (at most all of them).
         say (callable): progress output (``print``).
 
     Returns:
@@ -457,8 +461,9 @@ def run_protocol(rows, eval_sets, work_dir, fps_warmup=5, say=print):
         raise BenchmarkError(f'no evaluation set given: choose from {", ".join(EVAL_SETS)}')
     if len({s.name for s in eval_sets}) < len(eval_sets):
         raise BenchmarkError('evaluation set names are not unique')
-    if isinstance(fps_warmup, bool) or not isinstance(fps_warmup, int) or fps_warmup < 0:
-        raise BenchmarkError(f'fps_warmup {fps_warmup!r}: give a number of images >= 0')
+    for name, value, least in (('fps_warmup', fps_warmup, 0), ('fps_images', fps_images, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise BenchmarkError(f'{name} {value!r}: give a whole number >= {least}')
     work_dir = osp.abspath(work_dir)
     digests = FileDigests(osp.join(work_dir, 'file_digests.json'))
     sets = [load_eval_set(s) for s in eval_sets]
@@ -511,7 +516,7 @@ def run_protocol(rows, eval_sets, work_dir, fps_warmup=5, say=print):
                 cell, reason = cache.get(name, key)
                 if cell is None:
                     cell = cache.put(name, key, _evaluate(models.get(setting), runner_cfg,
-                                                          work_dir, fps_warmup))
+                                                          work_dir, fps_warmup, fps_images))
                     say(f'[{SETTING_NAMES[setting]}] {row.name} on {eval_set["name"]}: mIoU '
                         f'{cell["mIoU"]:.2f}, {_fmt_fps(cell["fps"])} FPS ({cell["seconds"]} s)'
                         + (f'; the cached cell was stale ({reason} changed)' if reason else ''),
@@ -544,7 +549,7 @@ def run_protocol(rows, eval_sets, work_dir, fps_warmup=5, say=print):
             cells=row_cells))
     digests.save()
     result = dict(
-        format=FORMAT, device=device, fps_warmup=fps_warmup,
+        format=FORMAT, device=device, fps_warmup=fps_warmup, fps_images=fps_images,
         eval_sets=[dict(name=s['name'], config=s['config'], data_root=s['data_root'],
                         paper=s['paper'], num_images=len(s['files']), data_sha256=s['data'],
                         degradation=s['degradation']) for s in sets],
@@ -558,16 +563,17 @@ PAPER_SOURCE = ('RASS paper, Table 1, as shown in the Ka1Guan/RASS README '
                 '(asserts/rass_result.png); measured by the authors, on their GPU')
 
 
-def _evaluate(model, runner_cfg, work_dir, fps_warmup):
-    """One cell: mmseg's test loop of ``model`` on the set, timing its ``test_step``."""
+def _evaluate(model, runner_cfg, work_dir, fps_warmup, fps_images):
+    """One cell: mmseg's test loop of ``model`` on the set, then its FPS."""
     runner = build_test_runner(runner_cfg, model, work_dir, name='lq_protocol')
     start = time.time()
     runner.call_hook('before_run')
-    with _FPSTimer(model, fps_warmup) as timer:
-        metrics = run_test_loop(runner, runner_cfg.test_dataloader, runner_cfg.test_evaluator,
-                                runner_cfg.test_cfg)
+    metrics = run_test_loop(runner, runner_cfg.test_dataloader, runner_cfg.test_evaluator,
+                            runner_cfg.test_cfg)
     runner.call_hook('after_run')
-    return dict(metrics, **timer.result(), seconds=round(time.time() - start, 2))
+    seconds = round(time.time() - start, 2)
+    return dict(metrics, **measure_fps(model, runner_cfg.test_dataloader, fps_warmup,
+                                       fps_images), seconds=seconds)
 
 
 def _fmt(value, digits=2):
@@ -608,10 +614,11 @@ def format_table(result):
     lines += ['', 'DT: the clean-trained model on the LQ images; R2S: the row\'s restorer '
               'restores, the clean-trained model segments; FT: the model fine-tuned on LQ '
               'images; – not evaluated.',
-              f'FPS: model `test_step` per image on {result["device"]}, batch 1, at the test '
-              f'resolution of {sets[0]["name"]}, first {result["fps_warmup"]} images excluded '
-              '(warm-up), data loading excluded; of the FT model (else DT). Parameters: total / '
-              'requires_grad, of the FT model (else DT), counted on the meta device.']
+              f'FPS: images per second of the model\'s `test_step` on {result["device"]}, batch '
+              f'1, at the test resolution of {sets[0]["name"]}, over its first '
+              f'{result["fps_images"]} images (loaded beforehand) after {result["fps_warmup"]} '
+              'warm-up calls; of the FT model (else DT). Parameters: total / requires_grad, of '
+              'the FT model (else DT), counted on the meta device.']
     devices = {r.get('device', result['device']) for r in result['rows']}
     if len(devices) > 1:
         lines.append(f'**Warning: the rows were measured on different devices ({", ".join(sorted(devices))}); their FPS are not comparable.**')  # noqa: E501

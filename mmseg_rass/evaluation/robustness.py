@@ -37,7 +37,7 @@ from ..transforms.imagenet_c import BENCHMARK, CATEGORIES, CORRUPTIONS
 from .cells import (BenchmarkError, CellCache, FileDigests, build_dataset, build_model_checked,
                     build_test_runner, check_checkpoint_arg, data_digest, dataset_files,
                     dump_json, load_config_file, local_checkpoint, names_list,
-                    referenced_files, resolve_config, run_test_loop, sha256_text,
+                    referenced_files, resolve_config, run_test_loop, runner_model_cfg, sha256_text,
                     source_digest, strip_keys, type_name, use_per_class_metric)
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -361,8 +361,8 @@ def run_benchmark(config, checkpoint, families=DEFAULT_SELECTION, severities=SEV
 
     load_report = build_warnings = None
     if todo:
-        model, load_report, build_warnings = build_model_checked(cfg.model, config, local,
-                                                                 strict)
+        model, load_report, build_warnings = build_model_checked(runner_model_cfg(cfg), config,
+                                                                 local, strict)
         if not strict:
             say(f'note: --non-strict: {load_report["missing"]} missing, '
                 f'{load_report["unexpected"]} unexpected and {load_report["mismatched"]} '

@@ -154,3 +154,16 @@ def test_one_line_errors():
     assert cells.one_line(error) == 'RuntimeError: Error(s) in loading state_dict: missing keys: ' \
         'a, b'
     assert json.dumps(cells.one_line(ValueError())) == '"ValueError: ValueError()"'
+
+
+def test_model_config_as_the_runner_builds_it():
+    """mmengine's Runner gives a model dict without data_preprocessor the config's top-level
+    one; the cells build the model the same way (tools/test.py's numbers)."""
+    from mmengine.config import Config
+    top = dict(type='SegDataPreProcessor', mean=[1.0] * 3)
+    cfg = Config(dict(data_preprocessor=top, model=dict(type='EncoderDecoder')))
+    assert cells.runner_model_cfg(cfg)['data_preprocessor'] == top
+    own = dict(type='SegDataPreProcessor', mean=[2.0] * 3)
+    cfg = Config(dict(data_preprocessor=top, model=dict(type='X', data_preprocessor=own)))
+    assert cells.runner_model_cfg(cfg)['data_preprocessor'] == own
+    assert 'data_preprocessor' not in cells.runner_model_cfg(Config(dict(model=dict(type='X'))))
