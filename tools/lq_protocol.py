@@ -3,11 +3,12 @@
 One row (a method):
     python tools/lq_protocol.py [CONFIG CHECKPOINT] [--name NAME]
         [--restorer RESTORER_CONFIG [RESTORER_CHECKPOINT]] [--ft FT_CONFIG FT_CHECKPOINT]
-        [--paper METHOD] --eval-sets SET [SET ...] [--set-options KEY=VALUE ...]
-        [--fps-warmup N] [--fps-images N] [--work-dir DIR] [--trust-checkpoint]
+        [--cfg-options KEY=VALUE ...] [--paper METHOD] --eval-sets SET [SET ...]
+        [--set-options KEY=VALUE ...] [--fps-warmup N] [--fps-images N] [--work-dir DIR]
+        [--trust-checkpoint]
 Several rows from a file (.py / .json / .yaml with rows = [dict(name=..., config=...,
 checkpoint=..., restorer_config=..., restorer_checkpoint=..., ft_config=...,
-ft_checkpoint=..., paper=...), ...] and optionally eval_sets = [...]):
+ft_checkpoint=..., paper=..., cfg_options=dict(...)), ...] and optionally eval_sets = [...]):
     python tools/lq_protocol.py --rows ROWS_FILE [--eval-sets SET ...] [--work-dir DIR]
 One table of several results:
     python tools/lq_protocol.py --merge A/lq_protocol.json B/lq_protocol.json --work-dir DIR
@@ -46,6 +47,9 @@ def parse_args(argv=None):
                         'LoRA file (.safetensors)')
     parser.add_argument('--ft', nargs=2, metavar=('CONFIG', 'CHECKPOINT'),
                         help='the model fine-tuned on LQ images (FT)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='override settings of the row\'s segmentor configs (CONFIG and '
+                        'the --ft one), as in tools/test.py')
     parser.add_argument('--paper', choices=list(lq_protocol.PAPER_TABLE1),
                         help='show this row of the paper\'s Table 1 beside (default: the row '
                         'name, if it is one)')
@@ -86,7 +90,7 @@ def _row(args):
         name=name, config=args.config, checkpoint=args.checkpoint, restorer_config=restorer[0],
         restorer_checkpoint=restorer[1] if len(restorer) > 1 else None,
         ft_config=args.ft[0] if args.ft else None, ft_checkpoint=args.ft[1] if args.ft else None,
-        paper=args.paper)
+        paper=args.paper, cfg_options=args.cfg_options or {})
 
 
 def main(argv=None):

@@ -108,6 +108,9 @@ class Row:
         ft_config, ft_checkpoint (str): the model fine-tuned on LQ images: the FT cell.
         paper (str): the ``PAPER_TABLE1`` row shown beside it; default: the row's name if it
             is one (case-insensitive).
+        cfg_options (dict): overrides of the row's segmentor configs (``config``,
+            ``ft_config``), as ``--cfg-options`` of ``tools/test.py``, e.g.
+            ``{'model.backbone.scr_lora': None}`` for a converted RASS checkpoint.
     """
     name: str
     config: str = None
@@ -117,6 +120,7 @@ class Row:
     ft_config: str = None
     ft_checkpoint: str = None
     paper: str = None
+    cfg_options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -242,13 +246,14 @@ def load_eval_set(spec):
             raise BenchmarkError(f'unknown evaluation set {spec.name!r}: choose from '
                                  f'{", ".join(EVAL_SETS)}, or give NAME:CONFIG (a config whose '
                                  'test_dataloader is the set)')
-        config = osp.join(REPO_ROOT, preset['config'])
+        config = preset['config']  # relative to the repository
         data_root = data_root or preset['data_root']
         paper = paper or preset['paper']
     options = dict(spec.cfg_options or {})
     if data_root:
         options['test_dataloader.dataset.data_root'] = data_root
-    cfg = load_config_file(config, options, what=f'evaluation set {spec.name}: config')
+    cfg = load_config_file(config if spec.config else osp.join(REPO_ROOT, config), options,
+                           what=f'evaluation set {spec.name}: config')
     if cfg.get('test_dataloader') is None:
         raise BenchmarkError(f'evaluation set {spec.name}: config {config} has no '
                              'test_dataloader')
@@ -309,14 +314,15 @@ def _cell_cfgs(row, restorer):
     """The configs of a row's cells: setting → (config, model config, checkpoints by part)."""
     cells = {}
     if row.config:
-        cfg = load_config_file(row.config, what=f'row {row.name!r}: config')
+        cfg = load_config_file(row.config, row.cfg_options, what=f'row {row.name!r}: config')
         model = runner_model_cfg(cfg)  # as tools/test.py builds it
         cells['dt'] = (cfg, model, dict(segmentor=row.checkpoint))
         if restorer is not None:
             r2s = dict(type='RestoreThenSegment', restorer=restorer[0], segmentor=model)
             cells['r2s'] = (cfg, r2s, dict(segmentor=row.checkpoint, restorer=restorer[1]))
     if row.ft_config:
-        cfg = load_config_file(row.ft_config, what=f'row {row.name!r}: fine-tuned config')
+        cfg = load_config_file(row.ft_config, row.cfg_options,
+                               what=f'row {row.name!r}: fine-tuned config')
         cells['ft'] = (cfg, runner_model_cfg(cfg), dict(segmentor=row.ft_checkpoint))
     return cells
 
@@ -616,12 +622,14 @@ def format_table(result):
               'images; – not evaluated.',
               f'FPS: images per second of the model\'s `test_step` on {result["device"]}, batch '
               f'1, at the test resolution of {sets[0]["name"]}, over its first '
-              f'{result["fps_images"]} images (loaded beforehand) after {result["fps_warmup"]} '
-              'warm-up calls; of the FT model (else DT). Parameters: total / requires_grad, of '
-              'the FT model (else DT), counted on the meta device.']
-    devices = {r.get('device', result['device']) for r in result['rows']}
+              f'{min(result["fps_images"], sets[0]["num_images"])} images (loaded beforehand) '
+              f'after {result["fps_warmup"]} warm-up calls; of the FT model (else DT). '
+              'Parameters: total / requires_grad, of the FT model (else DT), counted on the '
+              'meta device.']
+    devices = sorted({r.get('device', result['device']) for r in result['rows']})
     if len(devices) > 1:
-        lines.append(f'**Warning: the rows were measured on different devices ({", ".join(sorted(devices))}); their FPS are not comparable.**')  # noqa: E501
+        lines.append(f'**Warning: the rows were measured on different devices '
+                     f'({", ".join(devices)}); their FPS are not comparable.**')
     if papered:
         lines.append(f'*Italic rows*: {PAPER_SOURCE}; columns: ' + '; '.join(
             f'{s["name"]} = the paper\'s {PAPER_COLUMNS[s["paper"]]}' for s in sets

@@ -179,10 +179,14 @@ def test_merge_and_cli(first, models, tool_loader, tmp_path, capsys):
     assert '| Another | – | – | ' in out
     assert json.loads((other / 'lq_protocol.json').read_text())['rows'][0]['cells']['demo'][
         'ft']['mIoU'] == result['rows'][0]['cells']['demo']['ft']['mIoU']
+    moved = json.loads((other / 'lq_protocol.json').read_text())
+    moved['device'] = 'cuda (a GPU)'  # as if measured elsewhere
+    (other / 'lq_protocol.json').write_text(json.dumps(moved))
     tool.main(['--merge', str(work_dir / 'lq_protocol.json'), str(other / 'lq_protocol.json'),
                '--work-dir', str(tmp_path / 'merged')])
     merged = json.loads((tmp_path / 'merged' / 'lq_protocol.json').read_text())
     assert [r['name'] for r in merged['rows']] == ['SegFormer', 'FT only', 'Another']
+    assert 'their FPS are not comparable' in (tmp_path / 'merged' / 'lq_protocol.md').read_text()
     with pytest.raises(SystemExit):
         tool.main(['--merge', str(work_dir / 'lq_protocol.json'),
                    str(work_dir / 'lq_protocol.json'), '--work-dir', str(tmp_path / 'm2')])
@@ -195,6 +199,7 @@ def test_merge_and_cli(first, models, tool_loader, tmp_path, capsys):
     ('checkpoint', 'checkpoint .*missing.pth does not exist'),
     ('set', "unknown evaluation set 'ade'"),
     ('classes', 'predicts 150 classes, evaluation set demo has 19'),
+    ('options', 'predicts 150 classes, evaluation set demo has 19'),
     ('strict', r'does not match the model of the config: \d+ missing keys'),
     ('data', 'test dataset of evaluation set demo (cannot be built|is empty)'),
     ('names', 'are not unique'),
@@ -215,6 +220,8 @@ def test_cli_errors_are_one_line(case, message, models, tool_loader, tmp_path, c
         'checkpoint': [models['config'], str(tmp_path / 'missing.pth')] + sets,
         'set': [models['config'], models['clean'], '--eval-sets', 'ade'],
         'classes': [str(ade), models['clean']] + sets,
+        'options': [models['config'], models['clean'], '--cfg-options',
+                    'model.decode_head.num_classes=150'] + sets,
         'strict': [models['config'], str(other)] + sets,
         'data': [models['config'], models['clean'], '--eval-sets', f'demo={tmp_path}'],
         'names': ['--rows', str(rows)] + sets,
