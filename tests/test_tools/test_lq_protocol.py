@@ -237,3 +237,14 @@ def test_cli_errors_are_one_line(case, message, models, tool_loader, tmp_path, c
     if case != 'no model':  # argparse prints its usage first
         assert len(err) == 1 and 'Traceback' not in err[0]
     assert not (work_dir / 'cells').exists()
+
+
+def test_shipped_demo_rows_file(repo_root):
+    rows, sets = lqp.load_rows(os.path.join(repo_root, 'configs/rass/lq_protocol_demo.py'))
+    assert [r.name for r in rows] == ['FPN-R18', 'RASS (tiny random SD)']
+    assert [s.name for s in sets] == ['demo']
+    for row in rows:
+        for config in (row.config, row.restorer_config, row.ft_config):
+            assert config is None or os.path.isfile(os.path.join(repo_root, config))
+    with pytest.raises(lqp.BenchmarkError, match="unknown keys \\['checkpont'\\]"):
+        lqp.row_from_dict(dict(name='x', checkpont='y'), 'rows file r.py')
