@@ -460,7 +460,8 @@ def run_protocol(rows, eval_sets, work_dir, fps_warmup=5, fps_images=50, say=pri
         dict: the result written to ``<work_dir>/lq_protocol.json``: ``rows[i]['cells'][set]
         [setting]['mIoU']`` (setting ``dt`` / ``r2s`` / ``ft``), ``rows[i]['cells'][set]
         ['restoration']['lq' | 'restored']['PSNR' | 'SSIM']``, ``rows[i]['params']``,
-        ``rows[i]['fps']`` (see ``docs/rass.md``).
+        ``rows[i]['fps']``, and ``summary`` (:func:`summarize`: ``summary[row][set]
+        ['r2s_miou']``, ``['lq_psnr']``, ``['restored_psnr']``...; see ``docs/rass.md``).
     """
     check_rows(rows)
     if not eval_sets:
@@ -653,8 +654,25 @@ def format_table(result):
     return '\n'.join(lines) + '\n'
 
 
+def summarize(result):
+    """The numbers of a result by row and set, flat: ``{row: {set: {'dt_miou', 'r2s_miou',
+    'ft_miou', 'dt_fps', ..., 'lq_psnr', 'lq_ssim', 'restored_psnr', 'restored_ssim'}}}``
+    (keys of cells that were not evaluated are absent)."""
+    out = {}
+    for row in result['rows']:
+        for set_name, cells in row['cells'].items():
+            flat = {f'{k}_{m.lower()}': cells[k][m] for k in SETTINGS if k in cells
+                    for m in ('mIoU', 'fps')}
+            for image, metrics in cells.get('restoration', {}).items():
+                flat.update({f'{image}_{m.lower()}': v for m, v in metrics.items()})
+            out.setdefault(row['name'], {})[set_name] = flat
+    return out
+
+
 def write_outputs(result, work_dir):
-    """Write ``lq_protocol.json`` and ``lq_protocol.md``; return their paths."""
+    """Write ``lq_protocol.json`` (with its :func:`summarize` as ``summary``) and
+    ``lq_protocol.md``; return their paths."""
+    result['summary'] = summarize(result)
     os.makedirs(work_dir, exist_ok=True)
     paths = [osp.join(work_dir, f'lq_protocol.{ext}') for ext in ('json', 'md')]
     dump_json(result, paths[0])
@@ -708,4 +726,4 @@ def merge(paths, work_dir):
 
 
 __all__ = ['EVAL_SETS', 'PAPER_TABLE1', 'EvalSet', 'Row', 'load_rows', 'merge',
-           'parse_eval_set', 'run_protocol']
+           'parse_eval_set', 'run_protocol', 'summarize']

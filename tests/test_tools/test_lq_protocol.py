@@ -103,6 +103,13 @@ def test_cells_of_every_setting(first, models):
     assert result['eval_sets'][0]['degradation'] == dict(type='Degrade', preset='rass_x1')
     saved = json.loads((work_dir / 'lq_protocol.json').read_text())
     assert saved['rows'][0]['cells']['demo']['r2s']['mIoU'] == cells['r2s']['mIoU']
+    summary = saved['summary']  # flat, for scripts (issue 21's main job)
+    assert summary['SegFormer']['demo']['r2s_miou'] == cells['r2s']['mIoU']
+    assert summary['SegFormer']['demo']['lq_psnr'] == cells['restoration']['lq']['PSNR']
+    assert summary['SegFormer']['demo']['restored_psnr'] == \
+        cells['restoration']['restored']['PSNR']
+    assert summary['FT only']['demo'] == dict(ft_miou=ft_only['cells']['demo']['ft']['mIoU'],
+                                              ft_fps=ft_only['cells']['demo']['ft']['fps'])
 
 
 def test_lq_psnr_is_the_degraded_image_against_the_clean_one(first, models):
