@@ -292,9 +292,12 @@ def restorer_parts(row):
     if type_name(model) == 'RestoreThenSegment':
         model, checkpoint = model['restorer'], model.get('restorer_checkpoint')
     init_default_scope('mmseg')
-    if not isinstance(model, dict) or not model.get('type') or MODELS.get(model['type']) is None:
+    kind = MODELS.get(model['type']) if isinstance(model, dict) and model.get('type') else None
+    if kind is None or not (hasattr(kind, 'restore_images') or
+                            hasattr(kind, 'restore') and hasattr(kind, 'encode_prompts')):
         raise BenchmarkError(f'row {row.name!r}: restorer config {row.restorer_config} has no '
-                             'registered restorer model')
+                             'restorer model (SCRRestorer, SegSR or a RestoreThenSegment): pass '
+                             'a config of configs/scr/ or configs/segsr/')
     model = restorer_defaults(dict(model))
     checkpoint = row.restorer_checkpoint or checkpoint
     if checkpoint and checkpoint.endswith('.safetensors'):  # an SCR LoRA file

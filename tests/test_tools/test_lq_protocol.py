@@ -211,6 +211,7 @@ def test_merge_and_cli(first, models, tool_loader, tmp_path, capsys):
     ('data', 'test dataset of evaluation set demo (cannot be built|is empty)'),
     ('names', 'are not unique'),
     ('lora', 'is a LoRA file, but .* takes no scr_lora'),
+    ('restorer', 'has no restorer model'),
 ])
 def test_cli_errors_are_one_line(case, message, models, tool_loader, tmp_path, capsys):
     other = tmp_path / 'other.pth'
@@ -234,6 +235,7 @@ def test_cli_errors_are_one_line(case, message, models, tool_loader, tmp_path, c
         'names': ['--rows', str(rows)] + sets,
         'lora': [models['config'], models['clean'], '--restorer', 'configs/segsr/'
                  'segsr_tiny_demo.py', models['lora']] + sets,
+        'restorer': [models['config'], models['clean'], '--restorer', models['config']] + sets,
     }[case]
     work_dir = tmp_path / 'wd'
     with pytest.raises(SystemExit) as exit_info:
