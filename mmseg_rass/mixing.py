@@ -92,7 +92,7 @@ def _as_list(value):
                                                                   [value])
 
 
-def _head_levels(head):
+def head_levels(head):
     """Indices of the feature levels a built decode head reads (None: every level)."""
     inner = getattr(head, 'kernel_generate_head', head)
     index = getattr(inner, 'in_index', None)
@@ -104,10 +104,11 @@ def _head_levels(head):
     return read
 
 
-def _read_levels(heads):
+def read_levels(heads):
+    """Indices of the feature levels some of the built ``heads`` reads (None: every level)."""
     read = set()
     for head in heads:
-        levels = _head_levels(head)
+        levels = head_levels(head)
         if levels is None:
             return None
         read |= levels
@@ -163,7 +164,7 @@ def inspect_zoo(cfg, backbone_strides=None):
                      backbone_channels=None if features is None else
                      [f.shape[1] for f in features],
                      neck_strides=neck_strides, neck_channels=neck_channels,
-                     read=_read_levels(heads))
+                     read=read_levels(heads))
 
 
 def rass_out_strides(strides, read):

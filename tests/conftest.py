@@ -84,6 +84,24 @@ def http_folder(tmp_path):
     server.server_close()
 
 
+def save_random_checkpoint(config, path, seed=0):
+    """Build ``config``'s model with random weights (seeded), save it as an mmengine checkpoint."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.runner import save_checkpoint
+    from mmseg.registry import MODELS
+    torch.manual_seed(seed)
+    model = MODELS.build(Config.fromfile(str(config)).model)
+    model.init_weights()
+    save_checkpoint(dict(meta=dict(), state_dict=model.state_dict()), str(path))
+
+
+@pytest.fixture(scope='session')
+def random_checkpoint():
+    """Return :func:`save_random_checkpoint` (``random_checkpoint(config, path, seed)``)."""
+    return save_random_checkpoint
+
+
 def run_tool(args, cwd=REPO_ROOT, timeout=600):
     """Run a repository tool (``tools/x.py ...``) in a subprocess; return the CompletedProcess."""
     import subprocess

@@ -48,7 +48,7 @@ from mmengine.structures import PixelData  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
 
-from mmseg_rass.mixing import mix_config  # noqa: E402
+from mmseg_rass.mixing import head_levels, mix_config, read_levels  # noqa: E402
 
 C = 64  # RASS out_channels with the tiny Stable Diffusion
 SIZE = (64, 128)  # input size of the training step (the tiny UNet's bottom then has 2 tokens)
@@ -317,34 +317,11 @@ def _step_rass(model, optim_wrapper, num_classes):
                 trainable=n)
 
 
-def _head_levels(head):
-    """Indices of the feature levels a decode head reads (None: every level)."""
-    inner = getattr(head, 'kernel_generate_head', head)
-    index = getattr(inner, 'in_index', None)
-    if index is None:
-        return None
-    read = {index} if isinstance(index, int) else set(index)
-    if getattr(inner, 'c1_bottleneck', None) is not None:  # DeepLabV3+ also reads inputs[0]
-        read.add(0)
-    return read
-
-
-def _read_levels(model):
-    """Indices of the backbone outputs some head reads (None: every level)."""
-    read = set()
-    for head in _heads(model):
-        levels = _head_levels(head)
-        if levels is None:
-            return None
-        read |= levels
-    return read
-
-
 def _step_spt(model, optim_wrapper, num_classes):
     _, in_optim, trainable = _optimizer_summary(optim_wrapper, model)
     neck = {id(p) for p in model.neck.parameters()}
     assert in_optim == trainable == neck, 'the optimizer must hold exactly the SPT units'
-    read = _read_levels(model)
+    read = read_levels(_heads(model))
     units = [(i, u) for i, u in enumerate(model.neck.units) if read is None or i in read]
     data = make_batch(num_classes, num_masks=4)
     loss, _ = backward(model, optim_wrapper, data)
@@ -381,7 +358,7 @@ def _step_spd(cfg, model, optim_wrapper, num_classes):
     problems = _grad_problems(model.named_parameters(), allow_zero=True)
     # The SPF units chain fine to coarse; the output gate of a level the head does not read
     # gets no gradient.
-    read = _head_levels(teacher.decode_head)
+    read = head_levels(teacher.decode_head)
     unread = tuple(f'neck.units.{i}.gate.' for i in range(len(teacher.neck.units))
                    if read is not None and i not in read)
     problems += ['teacher.' + n for n in _grad_problems(teacher.named_parameters())

@@ -231,6 +231,23 @@ class CellCache:
         return cell
 
 
+def read_result(path, fmt, kind, tool):
+    """Read a result JSON of format ``fmt`` (a ``kind`` file written by ``tool``); one-line
+    errors for a missing, damaged or foreign file."""
+    hint = f'pass a {kind} written by {tool}'
+    if not osp.isfile(path):
+        raise BenchmarkError(f'result file {path} does not exist: {hint}')
+    try:
+        with open(path, encoding='utf-8') as f:
+            result = json.load(f)
+    except ValueError as e:
+        raise BenchmarkError(f'{path} is not valid JSON ({e}): {hint}') from None
+    if not isinstance(result, dict) or result.get('format') != fmt:
+        raise BenchmarkError(f'{path} is not a result of {tool} ({fmt}): {hint} (results of an '
+                             'older format: run it again)')
+    return result
+
+
 def strip_keys(cell):
     """A cached cell without its cache key."""
     return {k: v for k, v in cell.items() if k not in ('key', 'key_parts')}

@@ -46,7 +46,8 @@ from ..datasets.degraded_dataset import plain_dataset_cfg
 from .cells import (BenchmarkError, CellCache, FileDigests, build_dataset, build_model_checked,
                     build_test_runner, check_checkpoint_arg, data_digest, dataset_files,
                     device_name, dump_json, load_checkpoint_checked, load_config_file,
-                    local_checkpoint, one_line, package_code_digest, referenced_files,
+                    local_checkpoint, one_line, package_code_digest, read_result,
+                    referenced_files,
                     resolve_config, run_test_loop, runner_model_cfg, sha256_text, strip_keys,
                     type_name, use_per_class_metric)
 
@@ -76,18 +77,16 @@ PAPER_TABLE1 = {
 PAPER_COLUMNS = dict(ade20k='degraded ADE20K-val', real_lq='RealLQ')
 
 # Evaluation sets by name: the config file whose test_dataloader is the set (relative to the
-# repository), its default data_root (None: the config's), and the paper's column it matches.
+# repository) and the paper's column it matches.
 EVAL_SETS = {
-    'demo': dict(config='configs/_base_/datasets/demo_cityscapes_lq.py', data_root=None,
-                 paper=None),
-    'cityscapes-lq': dict(config='configs/_base_/datasets/cityscapes_lq.py', data_root=None,
-                          paper=None),
-    'ade20k-lq': dict(config='configs/_base_/datasets/ade20k_lq.py', data_root=None,
-                      paper='ade20k'),
-    'ade20k-lq-released': dict(config='configs/_base_/datasets/rass_released_lq.py',
-                               data_root=None, paper='ade20k'),
-    'real-lq': dict(config='configs/_base_/datasets/rass_released_lq.py',
-                    data_root='data/RealLQ/ADEChallengeData2016', paper='real_lq'),
+    'demo': dict(config='configs/_base_/datasets/demo_cityscapes_lq.py', paper=None),
+    'cityscapes-lq': dict(config='configs/_base_/datasets/cityscapes_lq.py', paper=None),
+    'ade20k-lq': dict(config='configs/_base_/datasets/ade20k_lq.py', paper='ade20k'),
+    # the authors' released test sets, as the configs that evaluate their weights read them
+    'ade20k-lq-released': dict(config='configs/rass/rass_mask2former_released_ade20k_val.py',
+                               paper='ade20k'),
+    'real-lq': dict(config='configs/rass/rass_mask2former_released_real_lq.py',
+                    paper='real_lq'),
 }
 
 
@@ -247,7 +246,6 @@ def load_eval_set(spec):
                                  f'{", ".join(EVAL_SETS)}, or give NAME:CONFIG (a config whose '
                                  'test_dataloader is the set)')
         config = preset['config']  # relative to the repository
-        data_root = data_root or preset['data_root']
         paper = paper or preset['paper']
     options = dict(spec.cfg_options or {})
     if data_root:
@@ -686,17 +684,7 @@ def write_outputs(result, work_dir):
 
 def load_result(path):
     """Read an ``lq_protocol.json``, with clear errors."""
-    if not osp.isfile(path):
-        raise BenchmarkError(f'result file {path} does not exist: pass an lq_protocol.json '
-                             'written by tools/lq_protocol.py')
-    try:
-        with open(path, encoding='utf-8') as f:
-            result = json.load(f)
-    except ValueError as e:
-        raise BenchmarkError(f'{path} is not valid JSON ({e})') from None
-    if not isinstance(result, dict) or result.get('format') != FORMAT:
-        raise BenchmarkError(f'{path} is not an LQ protocol result ({FORMAT})')
-    return result
+    return read_result(path, FORMAT, 'lq_protocol.json', 'tools/lq_protocol.py')
 
 
 def merge(paths, work_dir):

@@ -36,7 +36,7 @@ from ..transforms.degradation_pipeline import FAMILIES
 from ..transforms.imagenet_c import BENCHMARK, CATEGORIES, CORRUPTIONS
 from .cells import (BenchmarkError, CellCache, FileDigests, build_dataset, build_model_checked,
                     build_test_runner, check_checkpoint_arg, data_digest, dataset_files,
-                    dump_json, load_config_file, local_checkpoint, names_list,
+                    dump_json, load_config_file, local_checkpoint, names_list, read_result,
                     referenced_files, resolve_config, run_test_loop, runner_model_cfg, sha256_text,
                     source_digest, strip_keys, type_name, use_per_class_metric)
 
@@ -453,20 +453,7 @@ def make_result(model, source, cells):
 
 def load_result(path):
     """Read a ``robustness.json`` written by :func:`run_benchmark`, with clear errors."""
-    if not osp.isfile(path):
-        raise BenchmarkError(f'result file {path} does not exist: pass a robustness.json '
-                             'written by tools/benchmark_robustness.py')
-    try:
-        with open(path, encoding='utf-8') as f:
-            result = json.load(f)
-    except ValueError as e:
-        raise BenchmarkError(f'{path} is not valid JSON ({e}): pass a robustness.json written '
-                             'by tools/benchmark_robustness.py') from None
-    if not isinstance(result, dict) or result.get('format') != RESULT_FORMAT:
-        raise BenchmarkError(f'{path} is not a robustness result ({RESULT_FORMAT}): pass a '
-                             'robustness.json written by tools/benchmark_robustness.py (results '
-                             'of the older format: run the benchmark again)')
-    return result
+    return read_result(path, RESULT_FORMAT, 'robustness.json', 'tools/benchmark_robustness.py')
 
 
 def _percent(ratio):

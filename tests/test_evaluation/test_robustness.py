@@ -106,7 +106,7 @@ def test_leaderboard_from_hand_made_results(tmp_path):
     with pytest.raises(rob.BenchmarkError, match='result file .*missing.json does not exist'):
         rob.compare([str(tmp_path / 'missing.json')], str(tmp_path / 'cmp'))
     (tmp_path / 'foreign.json').write_text('{"mIoU": 1}')
-    with pytest.raises(rob.BenchmarkError, match='is not a robustness result'):
+    with pytest.raises(rob.BenchmarkError, match='is not a result of tools/benchmark_robustness.py'):
         rob.compare([str(tmp_path / 'foreign.json')], str(tmp_path / 'cmp'))
 
 

@@ -11,10 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from PIL import Image
-from mmengine.runner import save_checkpoint
-from mmseg.registry import MODELS
 
 from mmseg_rass.evaluation import robustness as rob
 from mmseg_rass.sam.prior_io import file_sha256
@@ -39,20 +36,13 @@ test_cfg = dict(type='TestLoop')
 CELLS = ['--families', 'brightness', 'realesrgan_jpeg', '--severities', '5']
 
 
-def _save_model(config, checkpoint, seed=0):
-    torch.manual_seed(seed)
-    model = MODELS.build(Config.fromfile(str(config)).model)
-    model.init_weights()
-    save_checkpoint(dict(meta=dict(), state_dict=model.state_dict()), str(checkpoint))
-
-
 @pytest.fixture(scope='module')
-def tiny_model(demo_data_root, tmp_path_factory, cached_mmseg_model_index):
+def tiny_model(demo_data_root, tmp_path_factory, cached_mmseg_model_index, random_checkpoint):
     """(config path, checkpoint path) of a randomly initialised tiny SegFormer."""
     folder = tmp_path_factory.mktemp('tiny_segformer')
     config = folder / 'tiny_segformer.py'
     config.write_text(TINY_SEGFORMER.format(data_root=str(demo_data_root)))
-    _save_model(config, folder / 'tiny_segformer.pth')
+    random_checkpoint(config, folder / 'tiny_segformer.pth')
     return str(config), str(folder / 'tiny_segformer.pth')
 
 
@@ -131,7 +121,7 @@ def test_two_gloo_processes_give_the_numbers_of_one(runs):
 
 
 def test_cache_follows_checkpoint_config_and_files(tiny_model, demo_data_root, tmp_path,
-                                                   monkeypatch, capsys):
+                                                   monkeypatch, capsys, random_checkpoint):
     """Cells are reused while checkpoint bytes, config text and test files are unchanged."""
     config, checkpoint = tiny_model
     data = tmp_path / 'data'
@@ -161,7 +151,7 @@ def test_cache_follows_checkpoint_config_and_files(tiny_model, demo_data_root, t
     again, out = run()
     assert evaluated == [] and '2 cells (2 cached, 0 to evaluate)' in out
     assert again['summary'] == first['summary']
-    _save_model(tmp_path / 'm.py', ckpt, seed=1)  # retrained to the same file name
+    random_checkpoint(tmp_path / 'm.py', ckpt, seed=1)  # retrained to the same file name
     _, out = run()
     assert evaluated == [None, 'brightness']
     assert 'note: 2 cached cells' in out and 'checkpoint changed: clean, brightness_s2' in out
@@ -193,13 +183,14 @@ def test_cache_follows_checkpoint_config_and_files(tiny_model, demo_data_root, t
 
 
 def test_urls_with_the_same_file_name_give_each_model_its_numbers(tiny_model, http_folder,
-                                                                  tmp_path, monkeypatch):
+                                                                  tmp_path, monkeypatch,
+                                                                  random_checkpoint):
     config, _ = tiny_model
     folder, base = http_folder
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     for seed, sub in enumerate(('a', 'b')):
         (folder / sub).mkdir()
-        _save_model(config, folder / sub / 'model.pth', seed=seed)
+        random_checkpoint(config, folder / sub / 'model.pth', seed=seed)
     results = [rob.run_benchmark(config, f'{base}/{sub}/model.pth', ['brightness'], [1],
                                  str(tmp_path / 'wd')) for sub in ('a', 'b')]
     digests = [r['checkpoint_sha256'] for r in results]

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.runner import save_checkpoint
 from mmseg.registry import MODELS, TRANSFORMS
 from PIL import Image
 
@@ -29,21 +28,14 @@ R2S_CONFIG = 'configs/rass/restore_then_segment_demo.py'
 NO_WORKERS = {'test_dataloader.num_workers': 0, 'test_dataloader.persistent_workers': False}
 
 
-def _save_model(config, path, seed):
-    torch.manual_seed(seed)
-    model = MODELS.build(Config.fromfile(str(config)).model)
-    model.init_weights()
-    save_checkpoint(dict(meta=dict(), state_dict=model.state_dict()), str(path))
-
-
 @pytest.fixture(scope='module')
-def models(tmp_path_factory, demo_data_root, cached_mmseg_model_index):
+def models(tmp_path_factory, demo_data_root, cached_mmseg_model_index, random_checkpoint):
     """Configs and checkpoints of the rows, on a copy of the demo data."""
     folder = tmp_path_factory.mktemp('lq_protocol')
     config = folder / 'tiny_segformer.py'
     config.write_text(TINY_SEGFORMER)
-    _save_model(config, folder / 'clean.pth', seed=0)
-    _save_model(config, folder / 'ft.pth', seed=1)
+    random_checkpoint(config, folder / 'clean.pth', seed=0)
+    random_checkpoint(config, folder / 'ft.pth', seed=1)
     torch.manual_seed(2)
     unet = build_unet(config=TINY_UNET_CONFIG)
     lora = make_lora_config(rank=4)
@@ -141,7 +133,8 @@ def test_table_shows_the_papers_row_labelled(first):
     assert re.search(r'\| SegFormer \| demo \| \d+\.\d\d \| 0\.\d{4} \| \d+\.\d\d \|', table)
 
 
-def test_cache_follows_contents(models, tmp_path, monkeypatch, one_torch_thread):
+def test_cache_follows_contents(models, tmp_path, monkeypatch, one_torch_thread,
+                                random_checkpoint):
     """Cached cells are reused until a checkpoint's bytes or a test image change."""
     work_dir = str(tmp_path / 'work')
     rows = [_rows(models)[1]]
@@ -164,10 +157,10 @@ def test_cache_follows_contents(models, tmp_path, monkeypatch, one_torch_thread)
     assert len(evaluated) == 2
     assert edited['eval_sets'][0]['data_sha256'] != first['eval_sets'][0]['data_sha256']
     ft = tmp_path / 'ft.pth'
-    _save_model(models['config'], ft, seed=5)
+    random_checkpoint(models['config'], ft, seed=5)
     lqp.run_protocol([lqp.Row('FT only', ft_config=models['config'], ft_checkpoint=str(ft))],
                      sets, work_dir, **quiet)
-    _save_model(models['config'], ft, seed=6)  # retrained to the same file name
+    random_checkpoint(models['config'], ft, seed=6)  # retrained to the same file name
     lqp.run_protocol([lqp.Row('FT only', ft_config=models['config'], ft_checkpoint=str(ft))],
                      sets, work_dir, **quiet)
     assert len(evaluated) == 4
@@ -257,3 +250,12 @@ def test_shipped_demo_rows_file(repo_root):
             assert config is None or os.path.isfile(os.path.join(repo_root, config))
     with pytest.raises(lqp.BenchmarkError, match="unknown keys \\['checkpont'\\]"):
         lqp.row_from_dict(dict(name='x', checkpont='y'), 'rows file r.py')
+
+
+def test_every_named_evaluation_set_has_a_test_dataloader(repo_root, cached_mmseg_model_index):
+    for name, preset in lqp.EVAL_SETS.items():
+        cfg = Config.fromfile(os.path.join(repo_root, preset['config']))
+        assert cfg.test_dataloader.dataset.pipeline, name
+        assert preset['paper'] in (None, *lqp.PAPER_COLUMNS)
+    with pytest.raises(lqp.BenchmarkError, match='evaluation set real-lq cannot be built'):
+        lqp.load_eval_set(lqp.EvalSet('real-lq', data_root='/nonexistent'))
