@@ -312,8 +312,14 @@ def mix_config(config, method, arch=None, pretrained_model_path=SD21_FOLDER, scr
     except Exception as e:
         raise MixError(f'config {config} cannot be loaded ({type(e).__name__}: '
                        f'{" ".join(str(e).split())[:200]})') from None
-    if not isinstance(cfg.get('model'), dict) or not cfg.model.get('backbone'):
-        raise MixError(f'config {config} has no model with a backbone')
+    if not isinstance(cfg.get('model'), dict) or not cfg.model.get('backbone') or \
+            not cfg.model.get('decode_head'):
+        raise MixError(f'config {config} has no segmentor with a backbone and a decode head: '
+                       'pass a segmentation config')
+    if method != 'rass' and cfg.model.get('type') != 'EncoderDecoder':
+        raise MixError(f'{method.upper()} replaces the segmentor type EncoderDecoder, and the '
+                       f'model of {config} is a {cfg.model.get("type")}: choose an '
+                       'EncoderDecoder config')
     zoo = inspect_zoo(cfg, backbone_strides)
     notes = []
     kept, dropped = _zoo_imports(cfg, cfg.model.backbone.get('type') if method == 'rass'

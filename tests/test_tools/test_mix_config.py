@@ -103,6 +103,9 @@ def test_a_project_config_and_the_derived_edits(tmp_path, repo_root,
     (['mmseg::nope/nope.py'], r'config .*nope/nope.py does not exist'),
     (['mmseg::sem_fpn/fpn_r50_4xb2-80k_cityscapes-512x1024.py', '--method', 'spt'],
      r'SPT units take the neck slot, and this config has a neck \(FPN\)'),
+    ([OCRNET, '--method', 'spd'], r'SPD replaces the segmentor type EncoderDecoder, and the '
+     r'model of .* is a CascadeEncoderDecoder'),
+    (['configs/scr/scr_tiny_demo.py'], 'has no segmentor with a backbone and a decode head'),
 ])
 def test_errors_are_one_line(argv, message, tool_loader, tmp_path, capsys,
                              cached_mmseg_model_index):
