@@ -88,8 +88,9 @@ class _ZooModel:
 
 
 def _as_list(value):
-    return list(value) if isinstance(value, (list, tuple)) else ([] if value is None else
-                                                                  [value])
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def head_levels(head):
@@ -247,8 +248,8 @@ def _spt_edit(zoo, notes):
     if zoo.cfg.model.get('neck'):
         raise MixError(f'SPT units take the neck slot, and this config has a neck '
                        f'({zoo.cfg.model.neck.get("type")}): choose a config without a neck')
-    unread = [] if zoo.read is None else sorted(set(range(len(zoo.backbone_strides))) -
-                                                 zoo.read)
+    levels = set(range(len(zoo.backbone_strides)))
+    unread = [] if zoo.read is None else sorted(levels - zoo.read)
     if unread:
         notes.append(f'units of level{"s" * (len(unread) > 1)} '
                      f'{", ".join(map(str, unread))} (no head reads) never train')
