@@ -62,6 +62,46 @@ def demo_data_root(tmp_path_factory):
     return root
 
 
+@pytest.fixture
+def http_folder(tmp_path):
+    """A local HTTP server over a new folder: ``(folder, base URL)``."""
+    import functools
+    import http.server
+    import threading
+    folder = tmp_path / 'www'
+    folder.mkdir()
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield folder, f'http://127.0.0.1:{server.server_address[1]}'
+    server.shutdown()
+    server.server_close()
+
+
+def save_random_checkpoint(config, path, seed=0):
+    """Build ``config``'s model with random weights (seeded), save it as an mmengine checkpoint."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.runner import save_checkpoint
+    from mmseg.registry import MODELS
+    torch.manual_seed(seed)
+    model = MODELS.build(Config.fromfile(str(config)).model)
+    model.init_weights()
+    save_checkpoint(dict(meta=dict(), state_dict=model.state_dict()), str(path))
+
+
+@pytest.fixture(scope='session')
+def random_checkpoint():
+    """Return :func:`save_random_checkpoint` (``random_checkpoint(config, path, seed)``)."""
+    return save_random_checkpoint
+
+
 def run_tool(args, cwd=REPO_ROOT, timeout=600):
     """Run a repository tool (``tools/x.py ...``) in a subprocess; return the CompletedProcess."""
     import subprocess

@@ -1,4 +1,5 @@
-"""tools/check_zoo_mixing.py on a representative subset of real mmseg model-zoo configs.
+"""tools/check_zoo_mixing.py on a representative subset of real mmseg model-zoo configs: the
+configs tools/mix_config.py writes train a step (every family builds: test_mix_config.py).
 
 The whole sweep (13 families x RASS, SPT, SPD) runs in the tool; its tables are in docs/rass.md
 and docs/sam_priors.md. Here: ``pretrained=`` + one level at stride 8 (PSPNet); layer decay
@@ -41,7 +42,7 @@ def test_layer_decay_recipes_of_the_zoo_apply_to_the_rass_blocks(rass_rows):
 
 def test_edit_text_and_errors(tool):
     text = tool.config_text('rass', tool.FAMILY_BY_NAME['pspnet'])
-    assert text.startswith("_base_ = 'mmseg::pspnet/pspnet_r50-d8_")
+    assert "\n_base_ = 'mmseg::pspnet/pspnet_r50-d8_" in text
     assert 'out_strides=(8, 8, 8, 8)' in text
     assert "optim_wrapper = dict(constructor='RASSOptimWrapperConstructor')" in text
     with pytest.raises(KeyError, match='has no spt check'):

@@ -150,6 +150,7 @@ def _shipped_configs(repo_root):
 
 
 NOT_SEGMENTORS = ('configs/scr/',)  # SCR restorers: image in, image out
+NOT_MODELS = ('configs/rass/lq_protocol_',)  # rows files of tools/lq_protocol.py
 NEED_PRIORS = ('configs/spt/spt_',)  # SPT: SAM masks of each image at inference
 SHIPPED = _shipped_configs(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
@@ -158,6 +159,8 @@ SHIPPED = _shipped_configs(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__fil
 def test_no_degradation_in_any_inference_pipeline(config, repo_root):
     if config.startswith(NOT_SEGMENTORS):
         pytest.skip('a restorer, not a segmentor: mmseg\'s inference API does not apply')
+    if config.startswith(NOT_MODELS):
+        pytest.skip('the rows of tools/lq_protocol.py, not a model config')
     if config.startswith(NEED_PRIORS):
         pytest.skip('SPT needs the SAM masks of each image at inference (docs/sam_priors.md)')
     if 'mask2former' in config and importlib.util.find_spec('mmdet') is None:
