@@ -16,7 +16,6 @@ windows —, logits resized to the input) on random uint8 images of ``--crop`` s
         --crop 512 683 --batch 1 --device cuda --amp bfloat16
 """
 import argparse
-import inspect
 import os.path as osp
 import resource
 import statistics
@@ -128,18 +127,22 @@ def time_train_steps(model, cfg, args):
     return statistics.median(times)
 
 
-def window_layout(model, cfg, height, width):
-    """How the model covers a (height, width) image at test: the backbone's own window options
-    (its arguments named ``*window*`` / ``*slid*``, as configured), mmseg's ``test_cfg``, and
-    the number of windows of mmseg's ``slide`` mode."""
-    params = inspect.signature(type(model.backbone).__init__).parameters
-    layout = dict(test_cfg=dict(model.test_cfg), backbone_window_options={
-        n: cfg.model.backbone.get(n, p.default) for n, p in params.items()
-        if 'window' in n or 'slid' in n})
-    if model.test_cfg.get('mode') == 'slide':
+def window_layout(model, height, width):
+    """How the model covers a (height, width) image at test: the RASS backbone's sliding
+    windows (``slide_inference``, the authors' inference), else mmseg's ``test_cfg`` (its
+    ``slide`` mode's window count), else the whole image."""
+    from mmseg_rass.models.backbones.rass_backbone import square_windows
+    layout = dict(test_cfg=dict(model.test_cfg))
+    if getattr(model.backbone, 'slide_inference', False):
+        layout['windows'] = 'backbone slide_inference'
+        layout['window_count'] = len(square_windows(height, width))
+    elif model.test_cfg.get('mode') == 'slide':
         (ch, cw), (sh, sw) = model.test_cfg['crop_size'], model.test_cfg['stride']
-        layout['slide_windows'] = ((max(height - ch + sh - 1, 0) // sh + 1) *
-                                   (max(width - cw + sw - 1, 0) // sw + 1))
+        layout['windows'] = f"mmseg test_cfg {layout['test_cfg']}"
+        layout['window_count'] = ((max(height - ch + sh - 1, 0) // sh + 1) *
+                                  (max(width - cw + sw - 1, 0) // sw + 1))
+    else:
+        layout['windows'], layout['window_count'] = 'whole image', 1
     return layout
 
 
@@ -180,7 +183,7 @@ def main(argv=None):
     if args.infer:
         seconds = time_inference(model, args)
         result.update(mode='inference', infer_s=seconds, images_per_s=args.batch / seconds,
-                      **window_layout(model, cfg, *args.crop))
+                      **window_layout(model, *args.crop))
     else:
         result.update(mode='train', step_s=time_train_steps(model, cfg, args))
     result.update(peak_gib=peak_memory_gib(args.device), threads=torch.get_num_threads())

@@ -38,8 +38,8 @@ def test_dry_run_records_every_step_with_status_and_numbers(dry_run, tool_loader
         ([64, 64], False), ([64, 128], False), ([64, 64], True), ([64, 128], True)]
     assert all(r['step_s'] > 0 for r in rows) and len(steps['rass_train']['equivalent']) == 4
     infer = steps['rass_infer']['numbers']
-    assert infer['slide_windows'] == 2 and infer['images_per_s'] > 0
-    assert infer['windows'].startswith('mmseg test_cfg')
+    assert infer['window_count'] == 2 and infer['images_per_s'] > 0
+    assert infer['windows'] == 'backbone slide_inference'
     assert [r['gradient_checkpointing'] for r in steps['scr_train']['numbers']['rows']] == [
         False, True]
     assert set(steps['segsr']['numbers']['sampling_s']) == {'4', '20'}
