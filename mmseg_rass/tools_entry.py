@@ -15,6 +15,7 @@ import sys
 import mmseg
 
 from mmseg_rass.compat import TRUST_CHECKPOINT_FLAG, TRUST_CHECKPOINTS_ENV
+from mmseg_rass.compat.distributed import destroy_gloo_process_group
 from mmseg_rass.errors import UserError
 
 TRUST_CHECKPOINT_HELP = (
@@ -57,11 +58,14 @@ def one_line(error):
 def run_cli(main, argv=None):
     """Run a tool's ``main(argv)``; a :class:`~mmseg_rass.errors.UserError` (a missing, refused
     or damaged checkpoint, bad data, a bad parameter, ...) ends the tool with ``error: <message>``
-    on stderr and exit status 1, without a traceback."""
+    on stderr and exit status 1, without a traceback. A distributed CPU run's process group is
+    destroyed at the end (:func:`mmseg_rass.compat.distributed.destroy_gloo_process_group`)."""
     try:
         return main(argv)
     except UserError as e:
         raise SystemExit(one_line(e)) from None
+    finally:
+        destroy_gloo_process_group()
 
 
 def is_url(path):

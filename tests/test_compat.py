@@ -240,8 +240,10 @@ checks = dict(
     running_mean=close(model.running_mean, reference.running_mean),
     running_var=close(model.running_var, reference.running_var))
 say(f"CHECKS {sorted(k for k, v in checks.items() if not v) or 'ALL OK'}")
+del ddp, out  # nothing may keep the group alive into interpreter shutdown (gloo can abort there)
 dist.barrier()  # neither process tears gloo down while the other still talks to it
-dist.destroy_process_group()
+compat.distributed.destroy_gloo_process_group()
+say(f'DESTROYED {not dist.is_initialized()}')
 '''
 
 
@@ -269,6 +271,7 @@ def test_distributed_on_cpu_uses_gloo_and_syncbn_matches_full_batch_bn(tmp_path)
     assert out.count('FAILED') == 8, out
     assert out.count('BACKEND gloo') == 2
     assert out.count('CHECKS ALL OK') == 2, out
+    assert out.count('DESTROYED True') == 2, out
 
 
 def test_local_checkpoints_load_through_the_plugins_loader_under_mmengines_name(tmp_path):
