@@ -51,7 +51,7 @@ CHANGES = (
     Change('cpu_distributed', 'policy', distributed.CPU_DISTRIBUTED_ENV, 'off', 'call',
            distributed.patch_cpu_distributed,
            'without a GPU: gloo instead of nccl, no set_device, no DDP device_ids, SyncBN '
-           'all-reduced on CPU processes'),
+           'all-reduced on CPU processes, the gloo group destroyed at the end of a tool'),
     Change('exact_resume', 'policy', runner.EXACT_RESUME_ENV, 'off', 'call',
            runner.patch_runner_hooks,
            'RNGStateHook in every runner: random generator states saved in checkpoints and '
