@@ -29,13 +29,15 @@ import os.path as osp
 import platform
 import warnings
 
+from ..errors import UserError
 from ..sam.prior_io import file_sha256
 
 _runs = itertools.count()
 
 
-class BenchmarkError(Exception):
-    """A user error (bad option, config, data or checkpoint), reported as one line."""
+class BenchmarkError(UserError):
+    """A user error (bad option, config, data or checkpoint) of an evaluation, reported as one
+    line."""
 
 
 def sha256_text(text):
