@@ -6,8 +6,9 @@ the robustness benchmark, a DT / R2S / FT setting of the LQ protocol). Both tool
 its **content key** matches: a dict of digests of everything that computes the cell, hashed
 with :func:`content_key`. The digests come from here:
 
-* checkpoints: SHA-256 of the file's bytes; an http(s) URL is downloaded once into a file of its
-  own (:func:`local_checkpoint`), so two URLs ending in the same file name never share a file;
+* checkpoints: SHA-256 of the file's bytes; an http(s) URL is downloaded once into a folder of
+  its own (:func:`local_checkpoint`, the folder mmengine's http loader uses here too), so two URLs
+  ending in the same file name never share a file;
 * configs: SHA-256 of the resolved config text; files a model config names (an SD folder, an
   SCR LoRA, a restorer checkpoint, a tag cache) by their contents (:func:`referenced_files`);
 * test data: the name and contents of every file the test dataset loads (:func:`data_digest`),
@@ -340,26 +341,15 @@ def dataset_files(dataset):
 
 
 def local_checkpoint(checkpoint):
-    """The local file of a checkpoint; an http(s) URL is downloaded once, into a file of its own.
-
-    The file is ``<torch hub dir>/checkpoints/mmseg_rass/<SHA-256 of the URL, 16 hex>/<name>``:
-    one per URL, so two URLs ending in the same file name never share a download (cells are
-    keyed by the SHA-256 of the downloaded bytes).
-    """
+    """The local file of a checkpoint; an http(s) URL is downloaded once, into a folder of its
+    own (:func:`mmseg_rass.compat.checkpoints.download_checkpoint`: ``<torch hub dir>/checkpoints/
+    mmseg_rass_urls/<SHA-256 of the URL, 16 hex>/<name>``, where mmengine's http loader puts it
+    too), so two URLs ending in the same file name never share a download (cells are keyed by
+    the SHA-256 of the downloaded bytes)."""
     if not checkpoint.startswith(('http://', 'https://')):
         return checkpoint
-    import torch
-    from urllib.parse import urlparse
-    name = osp.basename(urlparse(checkpoint).path) or 'checkpoint.pth'
-    path = osp.join(torch.hub.get_dir(), 'checkpoints', 'mmseg_rass',
-                    sha256_text(checkpoint)[:16], name)
-    if not osp.isfile(path):
-        os.makedirs(osp.dirname(path), exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(checkpoint, path, progress=False)
-        except Exception as e:
-            raise BenchmarkError(f'checkpoint {checkpoint} cannot be downloaded ({e})') from None
-    return path
+    from ..compat.checkpoints import download_checkpoint
+    return download_checkpoint(checkpoint)
 
 
 def names_list(keys, limit=3):

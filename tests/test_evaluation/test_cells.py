@@ -7,7 +7,10 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from mmengine.runner.checkpoint import _load_checkpoint
 
+from mmseg_rass.compat.checkpoints import url_cache_dir
+from mmseg_rass.errors import CheckpointReadError
 from mmseg_rass.evaluation import cells
 
 
@@ -82,7 +85,12 @@ def test_urls_with_the_same_file_name_get_their_own_download(http_folder, tmp_pa
     assert torch.load(a)['state_dict']['w'][0] == 1.0
     assert torch.load(b)['state_dict']['w'][0] == 2.0
     assert cells.local_checkpoint(f'{base}/a/model.pth') == a  # downloaded once
-    with pytest.raises(cells.BenchmarkError, match='nothing.pth cannot be downloaded'):
+    # the folder mmengine's http loader uses: it reads this download, it does not fetch again
+    assert a == os.path.join(url_cache_dir(f'{base}/a/model.pth'), 'model.pth')
+    os.remove(folder / 'a' / 'model.pth')
+    assert _load_checkpoint(f'{base}/a/model.pth')['state_dict']['w'][0] == 1.0
+    with pytest.raises(CheckpointReadError, match=rf'^checkpoint {base}/nothing.pth cannot be '
+                       r'downloaded \(HTTP Error 404.*\): check the URL$'):
         cells.local_checkpoint(f'{base}/nothing.pth')
 
 
