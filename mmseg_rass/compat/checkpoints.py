@@ -79,12 +79,14 @@ def load_guarded(filename, load, cached=None):
         raise _damaged(filename, e, cached) from None
 
 
-def load_local_checkpoint(filename, map_location=None):
+def load_local_checkpoint(filename, map_location=None, url=None):
     """Load a local checkpoint: ``weights_only=True`` unless the user trusts checkpoints.
 
     Args:
         filename (str): Path of the checkpoint.
         map_location: As in :func:`torch.load`.
+        url (str, optional): The http(s) URL ``filename`` was downloaded from
+            (:func:`download_checkpoint`): errors name it, and the download to delete.
 
     Raises:
         CheckpointNotFoundError: The file does not exist.
@@ -96,8 +98,9 @@ def load_local_checkpoint(filename, map_location=None):
         raise CheckpointNotFoundError(
             f'checkpoint {filename} not found: pass the path (or http(s) URL) of a .pth file '
             'written by tools/train.py, or a model-zoo checkpoint')
-    return load_guarded(filename, lambda: torch.load(filename, map_location=map_location,
-                                              weights_only=not trust_checkpoints()))
+    return load_guarded(url or filename, lambda: torch.load(
+        filename, map_location=map_location, weights_only=not trust_checkpoints()),
+        cached=filename if url else None)
 
 
 def url_cache_dir(url):

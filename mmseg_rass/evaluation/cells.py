@@ -30,6 +30,7 @@ import os.path as osp
 import platform
 import warnings
 
+from ..compat.checkpoints import download_checkpoint, load_local_checkpoint
 from ..errors import UserError
 from ..sam.prior_io import file_sha256
 
@@ -348,7 +349,6 @@ def local_checkpoint(checkpoint):
     the SHA-256 of the downloaded bytes)."""
     if not checkpoint.startswith(('http://', 'https://')):
         return checkpoint
-    from ..compat.checkpoints import download_checkpoint
     return download_checkpoint(checkpoint)
 
 
@@ -363,11 +363,14 @@ def load_checkpoint_checked(model, checkpoint, strict=True, non_strict_option=Tr
     """Load a checkpoint into ``model``; strictly unless ``strict=False``.
 
     Reads with the plug-in's safe loading (``weights_only=True`` unless the user opted in with
-    ``--trust-checkpoint``). Keys are compared with ``model.state_dict()``.
+    ``--trust-checkpoint``), whose one-line errors name the file or URL: a missing
+    (``CheckpointNotFoundError``), damaged (``CheckpointReadError``) or refused
+    (``UntrustedCheckpointError``) checkpoint. Keys are compared with ``model.state_dict()``.
 
     Args:
         model (nn.Module): the (unwrapped) model.
-        checkpoint (str): local checkpoint file.
+        checkpoint (str): local checkpoint file, or http(s) URL (its download,
+            :func:`local_checkpoint`).
         strict (bool): raise :class:`BenchmarkError` listing missing, unexpected and
             shape-mismatched keys; with ``False`` the matching weights are loaded.
         non_strict_option (bool): the error names the tool's ``--non-strict`` option.
@@ -375,15 +378,9 @@ def load_checkpoint_checked(model, checkpoint, strict=True, non_strict_option=Tr
     Returns:
         dict: ``strict`` and the counts of ``missing``, ``unexpected`` and ``mismatched`` keys.
     """
-    from ..compat import UntrustedCheckpointError, load_local_checkpoint
-    try:
-        loaded = load_local_checkpoint(checkpoint, map_location='cpu')
-    except UntrustedCheckpointError as e:
-        raise BenchmarkError(str(e)) from None
-    except Exception as e:  # truncated or foreign file
-        raise BenchmarkError(f'checkpoint {checkpoint} cannot be read ({type(e).__name__}: '
-                             f'{e}): pass a .pth file written by torch.save / tools/train.py'
-                             ) from None
+    local = local_checkpoint(checkpoint)
+    loaded = load_local_checkpoint(local, map_location='cpu',
+                                   url=checkpoint if local != checkpoint else None)
     state = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else None
     if not isinstance(state, dict):
         raise BenchmarkError(f'checkpoint {checkpoint} holds no state dict (found '
