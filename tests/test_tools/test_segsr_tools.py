@@ -62,8 +62,12 @@ def test_refinement_tool_writes_table_plot_and_json(checkpoint, demo_data_root, 
     assert '| step 1 | 999 |' in table and 'a mIoU' in table and 'LQ input' in table
     assert (tmp_path / 'refinement.png').stat().st_size > 0
     assert json.loads((tmp_path / 'refinement.json').read_text())[0]['rows'] == rows
-    with pytest.raises(SystemExit, match='does not exist'):
-        tool['main'](['--out-dir', str(tmp_path), '--model', 'x', CONFIG, 'none.pth'])
+    with pytest.raises(SystemExit, match='^error: checkpoint file none.pth does not exist$'):
+        run_cli(tool['main'], ['--out-dir', str(tmp_path), '--model', 'x', CONFIG, 'none.pth'])
+    with pytest.raises(SystemExit, match='^error: .*fpn_r18_demo_cityscapes.py builds '
+                       'EncoderDecoder, not SegSR'):
+        run_cli(tool['main'], ['--out-dir', str(tmp_path), '--model', 'x',
+                               'configs/baseline/fpn_r18_demo_cityscapes.py', str(checkpoint)])
 
 
 def test_count_params_at_sd21_size(repo_root, capsys):
