@@ -323,6 +323,17 @@ def test_a_missing_input_is_one_line_naming_it(tool, bad_checkpoints, tmp_path, 
     assert_one_line(message, missing, 'does not exist')
 
 
+@pytest.mark.parametrize('tool, options', [
+    ('count_params', []), ('check_data', []), ('benchmark_rass', []),
+    ('make_prompt_tags', ['--out', 'tags.json', '--from-txt', 'txt', '--tagger-name', 'ram',
+                          '--tagger-version', '1']),
+    ('extract_sam_priors', ['--out', 'priors', '--stand-in'])])
+def test_a_missing_config_is_one_line_naming_it(tool, options, tmp_path, monkeypatch, repo_root):
+    missing = str(tmp_path / 'no_such_config.py')
+    message = run_as_main(monkeypatch, repo_root, f'{tool}.py', [missing, *options])
+    assert_one_line(message, missing)
+
+
 def test_a_tool_prints_one_line_on_stderr(bad_checkpoints, tmp_path, tool_runner):
     """The real interpreter, once: status 1 and exactly one line on stderr, no traceback."""
     proc = tool_runner(['tools/export_scr_lora.py', bad_checkpoints['empty'],
