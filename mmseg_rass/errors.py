@@ -24,10 +24,19 @@ class UntrustedCheckpointError(UserError, pickle.UnpicklingError):
     """A checkpoint holds Python objects that safe (``weights_only=True``) loading refuses."""
 
 
+class InputNotFoundError(UserError, FileNotFoundError):
+    """An input the user named (an image, a folder, a config) that does not exist."""
+
+
 class InputFileError(UserError, ValueError):
-    """An input file refused, damaged or of the wrong kind, where the API reports bad inputs as
-    ``ValueError`` (the converters)."""
+    """An input file refused, damaged or of the wrong kind: an image that cannot be read, a
+    checkpoint of another model, a file a converter does not take."""
 
 
 class ParameterError(UserError, ValueError):
     """A transform or tool parameter out of its range (the message names the key)."""
+
+
+class ConfigError(UserError, ValueError):
+    """A config that does not fit what the tool does: a missing or unusable key, a model of
+    another kind (the message names the config and the key)."""

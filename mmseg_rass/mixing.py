@@ -31,6 +31,8 @@ import os.path as osp
 import warnings
 from dataclasses import dataclass
 
+from .errors import ConfigError
+
 METHODS = ('rass', 'spt', 'spd')
 SD21_FOLDER = 'checkpoints/stable-diffusion-2-1-base'
 VGG_WEIGHTS = 'checkpoints/vgg16-397923af.pth'
@@ -39,7 +41,7 @@ RASS_DEFAULT_STRIDES = (4, 8, 16, 32)
 RASS_DEFAULT_CHANNELS = 512
 
 
-class MixError(ValueError):
+class MixError(ConfigError):
     """A config that cannot take the method, or a missing piece, reported as one line."""
 
 

@@ -6,6 +6,7 @@ Importing this module imports :mod:`mmseg_rass`, which has already applied
 :func:`run_mmseg_tool` runs a script shipped in the mmseg wheel (``mmseg/.mim/tools``) with one
 more option, ``--trust-checkpoint``; the project's own tools end with ``run_cli(main)``.
 """
+import contextlib
 import itertools
 import os
 import os.path as osp
@@ -66,6 +67,17 @@ def run_cli(main, argv=None):
         raise SystemExit(one_line(e)) from None
     finally:
         destroy_gloo_process_group()
+
+
+@contextlib.contextmanager
+def usage_errors(parser):
+    """A :class:`~mmseg_rass.errors.UserError` raised in the block ends the tool as argparse ends
+    it on a bad option: ``<prog>: error: <message>`` on stderr, exit status 2 (the tools whose
+    errors are mostly about their arguments: benchmarks, config writers)."""
+    try:
+        yield
+    except UserError as e:
+        parser.exit(2, f'{parser.prog}: {one_line(e)}\n')
 
 
 def is_url(path):

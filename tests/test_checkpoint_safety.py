@@ -26,6 +26,7 @@ from mmseg_rass.compat.checkpoints import url_cache_dir
 from mmseg_rass.tools_entry import run_cli, run_mmseg_tool
 
 CONFIG = 'configs/baseline/fpn_r18_demo_cityscapes.py'
+PHOTO = 'tests/fixtures/real_lq/chelsea_cat.jpg'
 
 
 class Payload:
@@ -267,13 +268,17 @@ def fast_tool_argv(tool, checkpoint, tmp_path, repo_root):
         convert_rass_checkpoint=[checkpoint, out, '--arch', 'tiny'],
         extract_sam_priors=['configs/spd/spd_segformer-tiny_demo-cityscapes-lq.py', '--out', out,
                             '--sam-checkpoint', checkpoint],
-        infer=[CONFIG, checkpoint, 'tests/fixtures/real_lq/chelsea_cat.jpg', '--out-dir', out],
+        infer=[CONFIG, checkpoint, PHOTO, '--out-dir', out],
+        upscale=['configs/segsr/segsr_tiny_x4_demo.py', checkpoint, PHOTO, '--out-dir', out],
+        make_pseudo_labels=[CONFIG, checkpoint, 'tests/fixtures/real_lq', '--out-dir', out,
+                            '--cache-dir', str(tmp_path / 'cache')],
     )[tool]
 
 
 @pytest.mark.parametrize('kind', ['refused', 'empty', 'truncated'])
 @pytest.mark.parametrize('tool', ['export_scr_lora', 'convert_osediff_lora',
-                                  'convert_rass_checkpoint', 'extract_sam_priors', 'infer'])
+                                  'convert_rass_checkpoint', 'extract_sam_priors', 'infer',
+                                  'upscale', 'make_pseudo_labels'])
 def test_tools_end_in_one_line_naming_the_checkpoint(tool, kind, bad_checkpoints, evil, tmp_path,
                                                      monkeypatch, repo_root):
     path = bad_checkpoints[kind]
@@ -297,12 +302,36 @@ def test_refused_restorer_checkpoint_of_extract_sam_priors_is_one_line(bad_check
 
 @pytest.mark.parametrize('tool', ['export_scr_lora', 'convert_osediff_lora',
                                   'convert_rass_checkpoint', 'extract_sam_priors', 'infer',
-                                  'segsr_refinement', 'benchmark_sam_priors', 'train', 'test',
-                                  'benchmark_robustness'])
+                                  'upscale', 'make_pseudo_labels', 'segsr_refinement',
+                                  'benchmark_sam_priors', 'train', 'test', 'benchmark_robustness',
+                                  'lq_protocol'])
 def test_every_tool_that_loads_a_checkpoint_takes_trust_checkpoint(tool, repo_root, monkeypatch,
                                                                    capsys):
     assert run_as_main(monkeypatch, repo_root, f'{tool}.py', ['--help']) == 0
     assert '--trust-checkpoint' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('tool', ['infer', 'upscale', 'make_pseudo_labels'])
+def test_a_missing_input_is_one_line_naming_it(tool, bad_checkpoints, tmp_path, monkeypatch,
+                                               repo_root):
+    """The image tools: a missing image (folder) ends in one line before any checkpoint is read
+    (the checkpoint passed here would be refused)."""
+    argv = fast_tool_argv(tool, bad_checkpoints['refused'], tmp_path, repo_root)
+    missing = str(tmp_path / 'no_such_photos')
+    argv[2] = missing
+    message = run_as_main(monkeypatch, repo_root, f'{tool}.py', argv)
+    assert_one_line(message, missing, 'does not exist')
+
+
+@pytest.mark.parametrize('tool, options', [
+    ('count_params', []), ('check_data', []), ('benchmark_rass', []),
+    ('make_prompt_tags', ['--out', 'tags.json', '--from-txt', 'txt', '--tagger-name', 'ram',
+                          '--tagger-version', '1']),
+    ('extract_sam_priors', ['--out', 'priors', '--stand-in'])])
+def test_a_missing_config_is_one_line_naming_it(tool, options, tmp_path, monkeypatch, repo_root):
+    missing = str(tmp_path / 'no_such_config.py')
+    message = run_as_main(monkeypatch, repo_root, f'{tool}.py', [missing, *options])
+    assert_one_line(message, missing)
 
 
 def test_a_tool_prints_one_line_on_stderr(bad_checkpoints, tmp_path, tool_runner):

@@ -49,6 +49,7 @@ from mmseg.registry import MODELS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
 
 from mmseg_rass.mixing import head_levels, mix_config, read_levels  # noqa: E402
+from mmseg_rass.tools_entry import run_cli  # noqa: E402
 
 C = 64  # RASS out_channels with the tiny Stable Diffusion
 SIZE = (64, 128)  # input size of the training step (the tiny UNet's bottom then has 2 tokens)
@@ -90,9 +91,14 @@ FAMILY_BY_NAME = {f.name: f for f in FAMILIES}
 METHODS = ('rass', 'spt', 'spd')
 
 
+def has_check(method, family):
+    """Whether ``family`` is checked with ``method`` (RASS: every family)."""
+    return method == 'rass' or bool(getattr(family, method))
+
+
 def mixed(method, family):
     """The config ``tools/mix_config.py`` writes for ``family`` (tiny random SD for RASS)."""
-    if method != 'rass' and not getattr(family, method):
+    if not has_check(method, family):
         raise KeyError(f'{family.name} has no {method} check')
     return mix_config(f'mmseg::{family.config}', method, arch='tiny', out_channels=C,
                       backbone_strides=family.backbone_strides)
@@ -379,11 +385,7 @@ def run(methods=METHODS, families=None, verbose=False):
     MMLogger.get_instance('check_zoo_mixing', log_level='WARNING')  # no per-parameter INFO lines
     for method in methods:
         for family in FAMILIES:
-            if families and family.name not in families:
-                continue
-            try:
-                config_text(method, family)
-            except KeyError:
+            if (families and family.name not in families) or not has_check(method, family):
                 continue
             with tempfile.TemporaryDirectory() as work_dir:
                 try:
@@ -441,19 +443,22 @@ def parse_args(argv=None):
                         help='print the config file of one check and exit')
     parser.add_argument('--out', help='also write the Markdown table to this file')
     parser.add_argument('--verbose', action='store_true', help='print tracebacks of failures')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.show_edit:
+        method, name = args.show_edit
+        if method not in METHODS or name not in FAMILY_BY_NAME:
+            parser.error(f'--show-edit: choose METHOD from {", ".join(METHODS)} and FAMILY from '
+                         f'{", ".join(sorted(FAMILY_BY_NAME))}')
+        if not has_check(method, FAMILY_BY_NAME[name]):
+            parser.error(f'--show-edit: {name} has no {method} check')
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.show_edit:
         method, name = args.show_edit
-        if method not in METHODS or name not in FAMILY_BY_NAME:
-            sys.exit(f'choose METHOD from {METHODS} and FAMILY from {sorted(FAMILY_BY_NAME)}')
-        try:
-            print(config_text(method, FAMILY_BY_NAME[name]))
-        except KeyError as e:
-            sys.exit(str(e.args[0]))
+        print(config_text(method, FAMILY_BY_NAME[name]))
         return
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     rows = run(args.methods, args.families, args.verbose)
@@ -468,4 +473,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -18,7 +18,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmseg_rass  # noqa: E402,F401  (applies compat, registers components)
 from mmengine.config import Config, DictAction  # noqa: E402
 
+from mmseg_rass.errors import InputNotFoundError  # noqa: E402
 from mmseg_rass.models.param_count import count_config  # noqa: E402
+from mmseg_rass.tools_entry import run_cli  # noqa: E402
 
 
 def main(argv=None):
@@ -28,7 +30,7 @@ def main(argv=None):
                         help='override config entries, as in tools/train.py')
     args = parser.parse_args(argv)
     if not osp.isfile(args.config):
-        raise SystemExit(f'error: config file {args.config} does not exist')
+        raise InputNotFoundError(f'config file {args.config} does not exist')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -44,4 +46,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -24,11 +24,14 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_rass  # noqa: E402,F401  (applies compat, registers components)
-from mmseg_rass.errors import UserError  # noqa: E402
+from mmseg_rass.errors import (CheckpointNotFoundError, ConfigError, InputFileError,  # noqa
+                               InputNotFoundError)
 from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
                                     apply_trust_checkpoint, is_url, run_cli)
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+# how mmengine's strict load_state_dict begins its RuntimeError for keys or shapes that differ
+STRICT_MISMATCH = 'The model and loaded state dict do not match exactly'
 
 
 def parse_args(argv=None):
@@ -63,13 +66,13 @@ def list_images(inputs):
         elif osp.isfile(item):
             found.append((item, osp.splitext(osp.basename(item))[0]))
         else:
-            raise FileNotFoundError(f'input {item} does not exist')
+            raise InputNotFoundError(f'input {item} does not exist')
     if not found:
-        raise FileNotFoundError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) in {inputs}')
+        raise InputNotFoundError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) in {inputs}')
     names = {}
     for path, name in found:
         if name in names:
-            raise ValueError(f'{names[name]} and {path} would both be written as {name}.png: '
+            raise InputFileError(f'{names[name]} and {path} would both be written as {name}.png: '
                              'pass them in separate runs or put them in one folder')
         names[name] = path
     return found
@@ -79,10 +82,10 @@ def check_pipeline(cfg, config):
     """The inference pipeline: the config's ``test_pipeline``, which must not degrade."""
     pipeline = cfg.get('test_pipeline')
     if not pipeline:
-        raise ValueError(f'{config} has no test_pipeline (mmseg\'s inference_model runs it)')
+        raise ConfigError(f'{config} has no test_pipeline (mmseg\'s inference_model runs it)')
     names = [str(t.get('type')) for t in pipeline]
     if any(n.split('.')[-1] == 'Degrade' for n in names):
-        raise ValueError(f'the test_pipeline of {config} degrades the image ({names}): inference '
+        raise ConfigError(f'the test_pipeline of {config} degrades the image ({names}): inference '
                          'on real photos must not; move the degradation of an evaluation set to '
                          'its dataloader (DegradedDataset, see docs/inference.md)')
     return pipeline
@@ -98,25 +101,25 @@ def load_model(config, checkpoint, device, cfg_options=None):
     from mmseg_rass.datasets.degraded_dataset import plain_dataset_cfg
 
     if not osp.isfile(config):
-        raise FileNotFoundError(f'config {config} does not exist')
+        raise InputNotFoundError(f'config {config} does not exist')
     if not osp.isfile(checkpoint) and not is_url(checkpoint):
-        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
+        raise CheckpointNotFoundError(f'checkpoint {checkpoint} does not exist')
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     check_pipeline(cfg, config)
     if cfg.model.type == 'SAMPriorEncoderDecoder':
-        raise ValueError(f'{config} is an SPT model: it needs SAM masks of each image at '
+        raise ConfigError(f'{config} is an SPT model: it needs SAM masks of each image at '
                          'inference, which tools/infer.py does not compute (docs/sam_priors.md)')
     model = init_model(cfg, None, device='cpu')
     try:
         ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
                                logger='silent')
-    except UserError:  # refused, damaged or missing: its own one-line message
-        raise
     except RuntimeError as e:
-        raise RuntimeError(f'checkpoint {checkpoint} does not fit the model of {config} '
-                           f'(strict loading): {str(e).splitlines()[0]}') from e
+        if not str(e).startswith(STRICT_MISMATCH):  # e.g. compat's error for a damaged file
+            raise
+        raise InputFileError(f'checkpoint {checkpoint} does not fit the model of {config} '
+                             f'(strict loading): {str(e).splitlines()[0]}') from None
     meta = ckpt.get('meta', {}).get('dataset_meta') if isinstance(ckpt, dict) else None
     if not meta:
         dataset_cfg, _ = plain_dataset_cfg(cfg.test_dataloader.dataset)
@@ -147,7 +150,8 @@ def infer(model, images, out_dir, opacity=0.5, with_labels=True, progress=True):
     for path, name in tqdm(images, desc='infer', unit='img', disable=not progress):
         img = mmcv.imread(path)
         if img is None:
-            raise ValueError(f'cannot read image {path}: the file is corrupt or not an image')
+            raise InputFileError(f'cannot read image {path}: the file is corrupt or not an '
+                                 'image')
         result = inference_model(model, path)
         labels = result.pred_sem_seg.data[0].cpu().numpy()
         labels = labels.astype(np.uint8 if len(model.dataset_meta['classes']) <= 256
@@ -164,11 +168,8 @@ def infer(model, images, out_dir, opacity=0.5, with_labels=True, progress=True):
 def main(argv=None):
     args = parse_args(argv)
     apply_trust_checkpoint(args.trust_checkpoint)
-    try:
-        images = list_images(args.inputs)
-        model = load_model(args.config, args.checkpoint, args.device, args.cfg_options)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        sys.exit(f'error: {e}')
+    images = list_images(args.inputs)
+    model = load_model(args.config, args.checkpoint, args.device, args.cfg_options)
     written = infer(model, images, args.out_dir, args.opacity, not args.no_labels)
     print(f'{len(written)} images: label maps in {osp.join(args.out_dir, "pred")}, overlays in '
           f'{osp.join(args.out_dir, "vis")}')

@@ -27,9 +27,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import DictAction  # noqa: E402
 
 from mmseg_rass.evaluation import lq_protocol  # noqa: E402
-from mmseg_rass.evaluation.cells import BenchmarkError  # noqa: E402
 from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
-                                    apply_trust_checkpoint)
+                                    apply_trust_checkpoint, run_cli, usage_errors)
 
 
 def parse_args(argv=None):
@@ -96,7 +95,7 @@ def _row(args):
 def main(argv=None):
     parser, args = parse_args(argv)
     work_dir = args.work_dir or 'work_dirs/lq_protocol'
-    try:
+    with usage_errors(parser):
         if args.merge is not None:
             lq_protocol.merge(args.merge, work_dir)
             print(f'wrote {osp.join(work_dir, "lq_protocol.json")} and .md')
@@ -110,9 +109,7 @@ def main(argv=None):
         result = lq_protocol.run_protocol(rows, sets, work_dir, args.fps_warmup,
                                           args.fps_images)
         print(lq_protocol.format_table(result), end='')
-    except BenchmarkError as e:
-        parser.exit(2, f'{parser.prog}: error: {e}\n')
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

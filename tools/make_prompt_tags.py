@@ -36,6 +36,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmseg_rass  # noqa: E402,F401  (applies compat, registers components)
 from mmengine.config import Config, DictAction  # noqa: E402
 
+from mmseg_rass.errors import ConfigError, InputNotFoundError  # noqa: E402
+from mmseg_rass.tools_entry import run_cli  # noqa: E402
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
@@ -148,13 +151,15 @@ def make_tags(dataset_cfg, out, tagger, identity, info, image='pipeline', overwr
 def main(argv=None):
     from mmengine.registry import init_default_scope
     args = parse_args(argv)
+    if not osp.isfile(args.config):
+        raise InputNotFoundError(f'config file {args.config} does not exist')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     key = f'{args.split}_dataloader'
     if key not in cfg:
-        sys.exit(f'{args.config} has no {key}: choose another --split')
+        raise ConfigError(f'{args.config} has no {key}: choose another --split')
     if args.from_txt:
         tagger, source, with_path = txt_tagger(args.from_txt), f'txt:{args.from_txt}', True
     else:
@@ -172,4 +177,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

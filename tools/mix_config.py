@@ -17,7 +17,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_rass  # noqa: E402,F401  (applies compat, registers components)
-from mmseg_rass.mixing import METHODS, SD21_FOLDER, VGG_WEIGHTS, MixError, mix_config  # noqa
+from mmseg_rass.errors import ParameterError  # noqa: E402
+from mmseg_rass.mixing import METHODS, SD21_FOLDER, VGG_WEIGHTS, mix_config  # noqa: E402
+from mmseg_rass.tools_entry import run_cli, usage_errors  # noqa: E402
 
 
 def main(argv=None):
@@ -39,16 +41,14 @@ def main(argv=None):
                         help=f'SPD: VGG-16 weights of the SGR loss (default {VGG_WEIGHTS})')
     parser.add_argument('--force', action='store_true', help='overwrite OUT')
     args = parser.parse_args(argv)
-    if osp.exists(args.out) and not args.force:
-        parser.exit(2, f'{parser.prog}: error: {args.out} exists: pass --force to overwrite it\n')
-    try:
+    with usage_errors(parser):
+        if osp.exists(args.out) and not args.force:
+            raise ParameterError(f'{args.out} exists: pass --force to overwrite it')
         mixed = mix_config(args.config, args.method, arch=args.arch,
                            pretrained_model_path=args.pretrained_model_path,
                            scr_lora=args.scr_lora, out_channels=args.out_channels,
                            backbone_strides=args.backbone_strides, vgg_weights=args.vgg_weights,
                            out_dir=osp.dirname(osp.abspath(args.out)))
-    except MixError as e:
-        parser.exit(2, f'{parser.prog}: error: {e}\n')
     with open(args.out, 'w', encoding='utf-8') as f:
         f.write(mixed.text)
     print(f'wrote {args.out}' + (f' ({"; ".join(mixed.notes)})' if mixed.notes else ''))
@@ -56,4 +56,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -27,6 +27,8 @@ from mmengine.runner import Runner, load_checkpoint  # noqa: E402
 from mmseg.evaluation import IoUMetric  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 
+from mmseg_rass.errors import (CheckpointNotFoundError, ConfigError,  # noqa: E402
+                               InputNotFoundError, ParameterError)
 from mmseg_rass.evaluation.restoration_metric import psnr, ssim  # noqa: E402
 from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
                                     apply_trust_checkpoint, is_url, run_cli)
@@ -77,7 +79,8 @@ def evaluate(name, config, checkpoint, num_steps, cfg_options=None, max_images=N
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(cfg.model)
     if type(model).__name__ != 'SegSR':
-        raise SystemExit(f'error: {config} builds {type(model).__name__}, not SegSR')
+        raise ConfigError(f'{config} builds {type(model).__name__}, not SegSR: pass a SegSR '
+                          'config (configs/segsr/)')
     load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     model.eval()
     loader_cfg = copy.deepcopy(cfg.test_dataloader)
@@ -94,8 +97,9 @@ def evaluate(name, config, checkpoint, num_steps, cfg_options=None, max_images=N
         inputs, samples = data['inputs'], data['data_samples']
         for sample in samples:
             if 'gt_sem_seg' not in sample or 'gt_hq_img' not in sample:
-                raise SystemExit('error: the test pipeline must load annotations and keep the HQ '
-                                 'image (Degrade(keep_hq=True) + PackRestorationInputs)')
+                raise ConfigError(f'the test pipeline of {config} must load annotations and '
+                                  'keep the HQ image (Degrade(keep_hq=True) + '
+                                  'PackRestorationInputs)')
         scale = model.scale  # x4: outputs at 4 x the LQ input, which is bicubically upsampled
         with torch.no_grad():
             out = model.sample(inputs, num_steps=num_steps, return_steps=True)
@@ -180,13 +184,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     apply_trust_checkpoint(args.trust_checkpoint)
     for _, config, checkpoint in args.model:
-        for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
-            if not osp.isfile(path) and not (what == 'checkpoint' and is_url(path)):
-                raise SystemExit(f'error: {what} file {path} does not exist')
+        if not osp.isfile(config):
+            raise InputNotFoundError(f'config file {config} does not exist')
+        if not osp.isfile(checkpoint) and not is_url(checkpoint):
+            raise CheckpointNotFoundError(f'checkpoint file {checkpoint} does not exist')
     results = [evaluate(name, config, ckpt, args.num_steps, args.cfg_options, args.max_images)
                for name, config, ckpt in args.model]
     if len({tuple(r['timesteps']) for r in results}) != 1:
-        raise SystemExit('error: the models sample different timesteps; pass --num-steps')
+        raise ParameterError('the models sample different timesteps: pass --num-steps')
     os.makedirs(args.out_dir, exist_ok=True)
     table = markdown(results)
     with open(osp.join(args.out_dir, 'refinement.md'), 'w', encoding='utf-8') as f:

@@ -1,7 +1,7 @@
 """Super-resolve photos with a trained SegSR: the SR image and its segmentation side by side.
 
     python tools/upscale.py CONFIG CHECKPOINT IMAGES_OR_DIR [...] --out-dir OUT \
-        [--tile 128] [--overlap 32] [--steps N] [--device cuda]
+        [--tile 128] [--overlap 32] [--steps N] [--device cuda] [--trust-checkpoint]
 
 For each photo (h, w) the model's ``scale`` s (4 for the Real-ISR configs) gives
 
@@ -9,12 +9,12 @@ For each photo (h, w) the model's ``scale`` s (4 for the Real-ISR configs) gives
 * ``OUT/seg/<name>.png``: SegDM's label map (class per pixel, uint8) at the same size;
 * ``OUT/vis/<name>.png``: the SR image and its coloured segmentation side by side.
 
-The model and checkpoint load as in ``tools/infer.py`` (mmseg's ``init_model``, strict
-checkpoint loading, the checkpoint's class names and palette). A photo larger than ``--tile``
-LQ pixels is processed in overlapping tiles (``SegSR.sample`` on each, the same starting noise
-for every tile); their SR images and class probabilities are blended with weights that fall
-linearly to zero across the overlap, so no seam is left where two tiles meet. The photo itself
-is the LQ input: nothing degrades it.
+The model and checkpoint (a file or an http(s) URL) load as in ``tools/infer.py`` (mmseg's
+``init_model``, strict checkpoint loading, the checkpoint's class names and palette). A photo
+larger than ``--tile`` LQ pixels is processed in overlapping tiles (``SegSR.sample`` on each,
+the same starting noise for every tile); their SR images and class probabilities are blended
+with weights that fall linearly to zero across the overlap, so no seam is left where two tiles
+meet. The photo itself is the LQ input: nothing degrades it.
 """
 import argparse
 import os.path as osp
@@ -26,6 +26,11 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mmseg_rass  # noqa: E402,F401  (applies compat, registers components)
 from infer import list_images, load_model  # noqa: E402  (tools/infer.py)
 
+from mmseg_rass.errors import (ConfigError, InputFileError, InputNotFoundError,  # noqa: E402
+                               ParameterError)
+from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
+                                    apply_trust_checkpoint, run_cli)
+
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
@@ -33,7 +38,8 @@ def parse_args(argv=None):
         description='Super-resolve photos with a trained SegSR; write SR images and '
         'segmentations.')
     parser.add_argument('config', help='SegSR config (model.scale is the upscaling factor)')
-    parser.add_argument('checkpoint', help='checkpoint file (e.g. work_dirs/x/iter_400.pth)')
+    parser.add_argument('checkpoint', help='checkpoint file (e.g. work_dirs/x/iter_400.pth) '
+                        'or URL')
     parser.add_argument('inputs', nargs='+', help='image files and/or directories')
     parser.add_argument('--out-dir', required=True, help='output folder (sr/, seg/, vis/)')
     parser.add_argument('--tile', type=int, default=128,
@@ -45,6 +51,7 @@ def parse_args(argv=None):
                         help='weight of the colours over the SR image in vis/')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, as in tools/test.py')
+    add_trust_checkpoint_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -90,7 +97,7 @@ def upscale_image(model, img, tile=128, overlap=32, num_steps=None, progress=Non
     """
     import torch
     if tile > 0 and not 0 <= overlap < tile:
-        raise ValueError(f'--overlap {overlap} must be in [0, --tile {tile})')
+        raise ParameterError(f'--overlap {overlap} must be in [0, --tile {tile})')
     s = model.scale
     _, _, h, w = img.shape
     sr = img.new_zeros((1, 3, s * h, s * w))
@@ -131,7 +138,8 @@ def upscale(model, images, out_dir, tile=128, overlap=32, num_steps=None, opacit
     for path, name in images:
         img = mmcv.imread(path)
         if img is None:
-            raise ValueError(f'cannot read image {path}: the file is corrupt or not an image')
+            raise InputFileError(f'cannot read image {path}: the file is corrupt or not an '
+                                 'image')
         loaded.append((img, name))
     palette = np.asarray(model.dataset_meta['palette'], dtype=np.uint8)
     written = []
@@ -162,29 +170,28 @@ def check_segsr(config):
 
     from mmseg_rass.models.segmentors.segsr import SegSR
     if not osp.isfile(config):
-        raise FileNotFoundError(f'config {config} does not exist')
+        raise InputNotFoundError(f'config {config} does not exist')
     kind = MODELS.get(Config.fromfile(config).model.type)
     if not (isinstance(kind, type) and issubclass(kind, SegSR)):
-        raise ValueError(f'{config} builds a {getattr(kind, "__name__", kind)}, not a SegSR '
-                         'model: tools/upscale.py needs a SegSR config (configs/segsr/)')
+        raise ConfigError(f'{config} builds a {getattr(kind, "__name__", kind)}, not a SegSR '
+                          'model: tools/upscale.py needs a SegSR config (configs/segsr/)')
 
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        images = list_images(args.inputs)
-        check_segsr(args.config)
-        model = load_model(args.config, args.checkpoint, args.device, args.cfg_options)
-        if len(model.dataset_meta['classes']) > 255:
-            raise ValueError('tools/upscale.py writes uint8 label maps: at most 255 classes')
-        written = upscale(model, images, args.out_dir, args.tile, args.overlap, args.steps,
-                          args.opacity)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        sys.exit(f'error: {e}')
+    apply_trust_checkpoint(args.trust_checkpoint)
+    images = list_images(args.inputs)
+    check_segsr(args.config)
+    model = load_model(args.config, args.checkpoint, args.device, args.cfg_options)
+    if len(model.dataset_meta['classes']) > 255:
+        raise ConfigError(f'{args.config} has {len(model.dataset_meta["classes"])} classes: '
+                          'tools/upscale.py writes uint8 label maps, so at most 255')
+    written = upscale(model, images, args.out_dir, args.tile, args.overlap, args.steps,
+                      args.opacity)
     print(f'{len(written)} images x{model.scale}: SR images in '
           f'{osp.join(args.out_dir, "sr")}, segmentations in {osp.join(args.out_dir, "seg")}, '
           f'side by side in {osp.join(args.out_dir, "vis")}')
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

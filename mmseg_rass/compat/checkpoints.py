@@ -8,7 +8,8 @@ s3, ... — loads with ``weights_only=True`` here, whatever ``TORCH_FORCE_NO_WEI
 says, unless the user opts in (``--trust-checkpoint`` on the tools,
 ``MMSEG_RASS_TRUST_CHECKPOINTS=1``). A refused, missing, empty, truncated or foreign file
 raises one :mod:`mmseg_rass.errors` error naming it. An http(s) checkpoint is downloaded into
-a folder of its own per URL (two URLs with the same file name never share a cached file).
+a folder of its own per URL (two URLs with the same file name never share a cached file); the
+plug-in's own downloads (:func:`download_checkpoint`) use the same file.
 """
 import contextlib
 import functools
@@ -18,6 +19,7 @@ import os.path as osp
 import pickle
 import re
 import warnings
+from urllib.parse import urlparse
 
 import torch
 
@@ -77,12 +79,14 @@ def load_guarded(filename, load, cached=None):
         raise _damaged(filename, e, cached) from None
 
 
-def load_local_checkpoint(filename, map_location=None):
+def load_local_checkpoint(filename, map_location=None, url=None):
     """Load a local checkpoint: ``weights_only=True`` unless the user trusts checkpoints.
 
     Args:
         filename (str): Path of the checkpoint.
         map_location: As in :func:`torch.load`.
+        url (str, optional): The http(s) URL ``filename`` was downloaded from
+            (:func:`download_checkpoint`): errors name it, and the download to delete.
 
     Raises:
         CheckpointNotFoundError: The file does not exist.
@@ -94,8 +98,9 @@ def load_local_checkpoint(filename, map_location=None):
         raise CheckpointNotFoundError(
             f'checkpoint {filename} not found: pass the path (or http(s) URL) of a .pth file '
             'written by tools/train.py, or a model-zoo checkpoint')
-    return load_guarded(filename, lambda: torch.load(filename, map_location=map_location,
-                                              weights_only=not trust_checkpoints()))
+    return load_guarded(url or filename, lambda: torch.load(
+        filename, map_location=map_location, weights_only=not trust_checkpoints()),
+        cached=filename if url else None)
 
 
 def url_cache_dir(url):
@@ -103,6 +108,33 @@ def url_cache_dir(url):
     ``checkpoints`` folder (``$TORCH_HOME``)."""
     key = hashlib.sha256(url.encode()).hexdigest()[:16]
     return osp.join(torch.hub.get_dir(), 'checkpoints', 'mmseg_rass_urls', key)
+
+
+def url_cache_file(url):
+    """The downloaded file of an http(s) checkpoint: in :func:`url_cache_dir`, named as torch
+    hub names it (the last part of the URL's path)."""
+    return osp.join(url_cache_dir(url), osp.basename(urlparse(url).path))
+
+
+def _undownloadable(url, error):
+    return CheckpointReadError(f'checkpoint {url} cannot be downloaded ({error}): check the URL')
+
+
+def download_checkpoint(url):
+    """The local file of an http(s) checkpoint, :func:`url_cache_file`: downloaded on first use,
+    then reused (the file mmengine's http loader reads here too).
+
+    Raises:
+        CheckpointReadError: The URL cannot be downloaded (not found, no network, ...).
+    """
+    path = url_cache_file(url)
+    if not osp.isfile(path):
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(url, path, progress=False)
+        except (OSError, ValueError) as e:  # not found on the server, no network, bad URL
+            raise _undownloadable(url, e) from None
+    return path
 
 
 def _safe_remote_loader(loader, http):
@@ -118,13 +150,12 @@ def _safe_remote_loader(loader, http):
         cached = None
         if http and len(args) < 2 and 'model_dir' not in kwargs and switched_on(URL_CACHE_ENV):
             kwargs['model_dir'] = url_cache_dir(filename)
-            cached = osp.join(kwargs['model_dir'], osp.basename(filename.split('?')[0]))
+            cached = url_cache_file(filename)
         with torch_load_policy():
             try:
                 return load_guarded(filename, lambda: loader(filename, *args, **kwargs), cached)
             except OSError as e:  # not found on the server, no network, ...
-                raise CheckpointReadError(f'checkpoint {filename} cannot be downloaded '
-                                          f'({e}): check the URL') from None
+                raise _undownloadable(filename, e) from None
 
     return load
 

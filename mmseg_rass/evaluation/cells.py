@@ -6,8 +6,9 @@ the robustness benchmark, a DT / R2S / FT setting of the LQ protocol). Both tool
 its **content key** matches: a dict of digests of everything that computes the cell, hashed
 with :func:`content_key`. The digests come from here:
 
-* checkpoints: SHA-256 of the file's bytes; an http(s) URL is downloaded once into a file of its
-  own (:func:`local_checkpoint`), so two URLs ending in the same file name never share a file;
+* checkpoints: SHA-256 of the file's bytes; an http(s) URL is downloaded once into a folder of
+  its own (:func:`local_checkpoint`, the folder mmengine's http loader uses here too), so two URLs
+  ending in the same file name never share a file;
 * configs: SHA-256 of the resolved config text; files a model config names (an SD folder, an
   SCR LoRA, a restorer checkpoint, a tag cache) by their contents (:func:`referenced_files`);
 * test data: the name and contents of every file the test dataset loads (:func:`data_digest`),
@@ -29,13 +30,16 @@ import os.path as osp
 import platform
 import warnings
 
+from ..compat.checkpoints import download_checkpoint, load_local_checkpoint
+from ..errors import UserError
 from ..sam.prior_io import file_sha256
 
 _runs = itertools.count()
 
 
-class BenchmarkError(Exception):
-    """A user error (bad option, config, data or checkpoint), reported as one line."""
+class BenchmarkError(UserError):
+    """A user error (bad option, config, data or checkpoint) of an evaluation, reported as one
+    line."""
 
 
 def sha256_text(text):
@@ -338,26 +342,14 @@ def dataset_files(dataset):
 
 
 def local_checkpoint(checkpoint):
-    """The local file of a checkpoint; an http(s) URL is downloaded once, into a file of its own.
-
-    The file is ``<torch hub dir>/checkpoints/mmseg_rass/<SHA-256 of the URL, 16 hex>/<name>``:
-    one per URL, so two URLs ending in the same file name never share a download (cells are
-    keyed by the SHA-256 of the downloaded bytes).
-    """
+    """The local file of a checkpoint; an http(s) URL is downloaded once, into a folder of its
+    own (:func:`mmseg_rass.compat.checkpoints.download_checkpoint`: ``<torch hub dir>/checkpoints/
+    mmseg_rass_urls/<SHA-256 of the URL, 16 hex>/<name>``, where mmengine's http loader puts it
+    too), so two URLs ending in the same file name never share a download (cells are keyed by
+    the SHA-256 of the downloaded bytes)."""
     if not checkpoint.startswith(('http://', 'https://')):
         return checkpoint
-    import torch
-    from urllib.parse import urlparse
-    name = osp.basename(urlparse(checkpoint).path) or 'checkpoint.pth'
-    path = osp.join(torch.hub.get_dir(), 'checkpoints', 'mmseg_rass',
-                    sha256_text(checkpoint)[:16], name)
-    if not osp.isfile(path):
-        os.makedirs(osp.dirname(path), exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(checkpoint, path, progress=False)
-        except Exception as e:
-            raise BenchmarkError(f'checkpoint {checkpoint} cannot be downloaded ({e})') from None
-    return path
+    return download_checkpoint(checkpoint)
 
 
 def names_list(keys, limit=3):
@@ -371,11 +363,14 @@ def load_checkpoint_checked(model, checkpoint, strict=True, non_strict_option=Tr
     """Load a checkpoint into ``model``; strictly unless ``strict=False``.
 
     Reads with the plug-in's safe loading (``weights_only=True`` unless the user opted in with
-    ``--trust-checkpoint``). Keys are compared with ``model.state_dict()``.
+    ``--trust-checkpoint``), whose one-line errors name the file or URL: a missing
+    (``CheckpointNotFoundError``), damaged (``CheckpointReadError``) or refused
+    (``UntrustedCheckpointError``) checkpoint. Keys are compared with ``model.state_dict()``.
 
     Args:
         model (nn.Module): the (unwrapped) model.
-        checkpoint (str): local checkpoint file.
+        checkpoint (str): local checkpoint file, or http(s) URL (its download,
+            :func:`local_checkpoint`).
         strict (bool): raise :class:`BenchmarkError` listing missing, unexpected and
             shape-mismatched keys; with ``False`` the matching weights are loaded.
         non_strict_option (bool): the error names the tool's ``--non-strict`` option.
@@ -383,15 +378,9 @@ def load_checkpoint_checked(model, checkpoint, strict=True, non_strict_option=Tr
     Returns:
         dict: ``strict`` and the counts of ``missing``, ``unexpected`` and ``mismatched`` keys.
     """
-    from ..compat import UntrustedCheckpointError, load_local_checkpoint
-    try:
-        loaded = load_local_checkpoint(checkpoint, map_location='cpu')
-    except UntrustedCheckpointError as e:
-        raise BenchmarkError(str(e)) from None
-    except Exception as e:  # truncated or foreign file
-        raise BenchmarkError(f'checkpoint {checkpoint} cannot be read ({type(e).__name__}: '
-                             f'{e}): pass a .pth file written by torch.save / tools/train.py'
-                             ) from None
+    local = local_checkpoint(checkpoint)
+    loaded = load_local_checkpoint(local, map_location='cpu',
+                                   url=checkpoint if local != checkpoint else None)
     state = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else None
     if not isinstance(state, dict):
         raise BenchmarkError(f'checkpoint {checkpoint} holds no state dict (found '

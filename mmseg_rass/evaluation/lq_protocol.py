@@ -400,8 +400,8 @@ def _restoration_metrics(restorer, eval_set, metric_cfg):
 class _Models:
     """Builds each model of a row once, on first use (cells in the cache build nothing)."""
 
-    def __init__(self, row, cell_cfgs, restorer, local):
-        self.row, self.cell_cfgs, self.restorer_parts, self.local = row, cell_cfgs, restorer, local
+    def __init__(self, row, cell_cfgs, restorer):
+        self.row, self.cell_cfgs, self.restorer_parts = row, cell_cfgs, restorer
         self.built = {}
 
     def get(self, part):
@@ -417,7 +417,7 @@ class _Models:
             from mmengine.device import get_device
             model, _, _ = build_model_checked(model_cfg, f'{where}: restorer config')
             if checkpoint:
-                load_checkpoint_checked(model, self.local[checkpoint], non_strict_option=False)
+                load_checkpoint_checked(model, checkpoint, non_strict_option=False)
             return model.requires_grad_(False).eval().to(get_device())
         if part == 'r2s':
             return MODELS.build(dict(type='RestoreThenSegment', restorer=self.get('restorer'),
@@ -425,8 +425,7 @@ class _Models:
         _, model_cfg, checkpoints = self.cell_cfgs[part]
         what = f'{where}: {"fine-tuned " if part == "ft" else ""}config'
         model, _, _ = build_model_checked(model_cfg, what)
-        load_checkpoint_checked(model, self.local[checkpoints['segmentor']],
-                                non_strict_option=False)
+        load_checkpoint_checked(model, checkpoints['segmentor'], non_strict_option=False)
         return model.eval()
 
 
@@ -513,7 +512,7 @@ def run_protocol(rows, eval_sets, work_dir, fps_warmup=5, fps_images=50, say=pri
         f'{osp.join(work_dir, "logs")}', flush=True)
     result_rows = []
     for row, restorer, cfgs, params in plan:
-        models = _Models(row, cfgs, restorer, local)
+        models = _Models(row, cfgs, restorer)
         row_cells = {}
         for eval_set in sets:
             row_cells[eval_set['name']] = cells_of_set = {}

@@ -362,7 +362,7 @@ def run_benchmark(config, checkpoint, families=DEFAULT_SELECTION, severities=SEV
     load_report = build_warnings = None
     if todo:
         model, load_report, build_warnings = build_model_checked(runner_model_cfg(cfg), config,
-                                                                 local, strict)
+                                                                 checkpoint, strict)
         if not strict:
             say(f'note: --non-strict: {load_report["missing"]} missing, '
                 f'{load_report["unexpected"]} unexpected and {load_report["mismatched"]} '

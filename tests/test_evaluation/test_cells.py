@@ -7,7 +7,11 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from mmengine.runner.checkpoint import _load_checkpoint
 
+from mmseg_rass.compat.checkpoints import url_cache_dir
+from mmseg_rass.errors import (CheckpointNotFoundError, CheckpointReadError,
+                               UntrustedCheckpointError)
 from mmseg_rass.evaluation import cells
 
 
@@ -82,7 +86,12 @@ def test_urls_with_the_same_file_name_get_their_own_download(http_folder, tmp_pa
     assert torch.load(a)['state_dict']['w'][0] == 1.0
     assert torch.load(b)['state_dict']['w'][0] == 2.0
     assert cells.local_checkpoint(f'{base}/a/model.pth') == a  # downloaded once
-    with pytest.raises(cells.BenchmarkError, match='nothing.pth cannot be downloaded'):
+    # the folder mmengine's http loader uses: it reads this download, it does not fetch again
+    assert a == os.path.join(url_cache_dir(f'{base}/a/model.pth'), 'model.pth')
+    os.remove(folder / 'a' / 'model.pth')
+    assert _load_checkpoint(f'{base}/a/model.pth')['state_dict']['w'][0] == 1.0
+    with pytest.raises(CheckpointReadError, match=rf'^checkpoint {base}/nothing.pth cannot be '
+                       r'downloaded \(HTTP Error 404.*\): check the URL$'):
         cells.local_checkpoint(f'{base}/nothing.pth')
 
 
@@ -130,9 +139,27 @@ def test_strict_checkpoint_loading(tmp_path):
     with pytest.raises(cells.BenchmarkError, match=r'4 missing keys \(conv.weight, conv.bias, '
                        r'head.weight, … \(1 more\)\)'):
         cells.load_checkpoint_checked(model, str(empty))
+    # compat's one-line errors, unchanged: one wording for each failure
     (tmp_path / 'junk.pth').write_bytes(b'not a checkpoint')
-    with pytest.raises(cells.BenchmarkError, match='checkpoint .*junk.pth'):
+    with pytest.raises(CheckpointReadError, match=r'^cannot read checkpoint .*junk\.pth: it is '
+                       'damaged or not a torch checkpoint'):
         cells.load_checkpoint_checked(model, str(tmp_path / 'junk.pth'))
+    with pytest.raises(CheckpointNotFoundError, match=r'^checkpoint .*none\.pth not found'):
+        cells.load_checkpoint_checked(model, str(tmp_path / 'none.pth'))
+
+
+def test_a_damaged_url_checkpoint_is_named_with_its_download(http_folder, tmp_path,
+                                                             monkeypatch):
+    folder, base = http_folder
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    (folder / 'cut.pth').write_bytes(b'PK\x03\x04 cut short')
+    cached = os.path.join(url_cache_dir(f'{base}/cut.pth'), 'cut.pth')
+    with pytest.raises(CheckpointReadError, match=rf'^cannot read checkpoint {base}/cut\.pth '
+                       rf'\(downloaded to {cached}: delete it to download again\): it is damaged'):
+        cells.load_checkpoint_checked(_Tiny(), f'{base}/cut.pth')
+    torch.save(dict(state_dict=_Tiny().state_dict()), folder / 'cut.pth')  # fixed on the server
+    os.remove(cached)
+    assert cells.load_checkpoint_checked(_Tiny(), f'{base}/cut.pth')['missing'] == 0
 
 
 class Payload:
@@ -143,7 +170,8 @@ def test_untrusted_checkpoint_is_refused(tmp_path, monkeypatch):
     path = tmp_path / 'pickled.pth'
     torch.save(dict(state_dict=_Tiny().state_dict(), extra=Payload()), path)
     monkeypatch.delenv('MMSEG_RASS_TRUST_CHECKPOINTS', raising=False)
-    with pytest.raises(cells.BenchmarkError, match='safe loading .*--trust-checkpoint'):
+    with pytest.raises(UntrustedCheckpointError, match=rf'^checkpoint {path} holds Python '
+                       'objects that safe loading .*--trust-checkpoint'):
         cells.load_checkpoint_checked(_Tiny(), str(path))
     monkeypatch.setenv('MMSEG_RASS_TRUST_CHECKPOINTS', '1')
     assert cells.load_checkpoint_checked(_Tiny(), str(path))['missing'] == 0

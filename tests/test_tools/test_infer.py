@@ -16,6 +16,8 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
 
+from mmseg_rass.tools_entry import run_cli
+
 CONFIG = 'configs/rass/rass_tiny_demo.py'
 PHOTOS = 'tests/fixtures/real_lq'
 
@@ -115,13 +117,14 @@ def test_infer_tool_writes_overlays_and_label_maps(infer_tool, demo_checkpoint, 
         assert labels.max() < 19 and overlay.shape == mmcv.imread(photo).shape
 
 
-def test_infer_tool_errors(infer_tool, demo_checkpoint, repo_root, tmp_path):
+def test_infer_tool_errors(infer_tool, demo_checkpoint, repo_root, tmp_path, monkeypatch):
     config, checkpoint = demo_checkpoint
     photos = osp.join(repo_root, PHOTOS)
 
     def run(*args):
-        with pytest.raises(SystemExit) as info:
-            infer_tool.main([*args, '--out-dir', str(tmp_path / 'out')])
+        with pytest.raises(SystemExit) as info:  # as `python tools/infer.py` runs it
+            run_cli(infer_tool.main, [*args, '--out-dir', str(tmp_path / 'out')])
+        assert str(info.value).startswith('error: ') and '\n' not in str(info.value)
         return str(info.value)
 
     assert f'input {tmp_path / "none.jpg"} does not exist' in run(
@@ -142,6 +145,13 @@ def test_infer_tool_errors(infer_tool, demo_checkpoint, repo_root, tmp_path):
         infer_tool.infer(None, infer_tool.list_images([str(bad)]), str(tmp_path / 'out'),
                          progress=False)
     assert not (tmp_path / 'out').exists()
+
+    def bug(*args, **kwargs):
+        raise RuntimeError('shapes (1, 19) and (1, 18) do not match')
+
+    monkeypatch.setattr(infer_tool, 'infer', bug)  # a bug, not the user's: its traceback stays
+    with pytest.raises(RuntimeError, match='do not match'):
+        run_cli(infer_tool.main, [config, checkpoint, photos, '--out-dir', str(tmp_path / 'o')])
 
 
 def _shipped_configs(repo_root):

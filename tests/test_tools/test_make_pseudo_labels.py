@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from mmseg_rass.tools_entry import run_cli
+
 CONFIG = 'configs/baseline/fpn_r18_demo_cityscapes.py'
 
 
@@ -68,8 +70,32 @@ def test_labels_any_folder_with_the_models_classes_and_caches_by_content(
 
 def test_bad_inputs_are_one_line_errors(labeller, tool_loader, tmp_path):
     tool = tool_loader('make_pseudo_labels')
-    with pytest.raises(SystemExit, match='image folder .*none does not exist'):
-        tool.main([CONFIG, labeller, str(tmp_path / 'none'), '--out-dir', str(tmp_path)])
+    with pytest.raises(SystemExit, match='^error: image folder .*none does not exist'):
+        run_cli(tool.main, [CONFIG, labeller, str(tmp_path / 'none'), '--out-dir',
+                            str(tmp_path)])
     (tmp_path / 'empty').mkdir()
-    with pytest.raises(SystemExit, match='no images'):
-        tool.main([CONFIG, labeller, str(tmp_path / 'empty'), '--out-dir', str(tmp_path)])
+    with pytest.raises(SystemExit, match='^error: no images'):
+        run_cli(tool.main, [CONFIG, labeller, str(tmp_path / 'empty'), '--out-dir',
+                            str(tmp_path)])
+
+
+def test_a_url_checkpoint_is_hashed_as_the_bytes_it_loads(labeller, demo_data_root, tool_loader,
+                                                          http_folder, tmp_path, monkeypatch):
+    folder, base = http_folder
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    shutil.copyfile(labeller, folder / 'fpn.pth')
+    tool = tool_loader('make_pseudo_labels')
+    images = str(demo_data_root / 'leftImg8bit' / 'val')
+    for checkpoint, out in ((labeller, 'local'), (f'{base}/fpn.pth', 'url')):
+        tool.main([CONFIG, checkpoint, images, '--out-dir', str(tmp_path / out),
+                   '--cache-dir', str(tmp_path / f'cache_{out}')])
+    local, url = (json.loads((tmp_path / out / 'meta.json').read_text())
+                  for out in ('local', 'url'))
+    assert url['checkpoint_sha256'] == local['checkpoint_sha256'] == tool.file_sha256(labeller)
+    for name in sorted(p.relative_to(tmp_path / 'local') for p in
+                       (tmp_path / 'local').rglob('*.png')):
+        assert (mmcv.imread(str(tmp_path / 'url' / name), 'unchanged') ==
+                mmcv.imread(str(tmp_path / 'local' / name), 'unchanged')).all()
+    with pytest.raises(SystemExit, match=rf'^error: checkpoint {base}/none.pth cannot be '
+                       'downloaded'):
+        run_cli(tool.main, [CONFIG, f'{base}/none.pth', images, '--out-dir', str(tmp_path)])

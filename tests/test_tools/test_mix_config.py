@@ -73,9 +73,11 @@ def test_the_command_on_the_issues_example(tool_loader, tmp_path, capsys,
     assert cfg.train_cfg.max_iters == 40000  # the rest is the zoo config's
     assert cfg.optim_wrapper.optimizer.type == 'SGD'
     assert cfg.custom_imports.imports == ['mmseg_rass']
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         tool.main([OCRNET, '-o', str(out)])
-    assert 'exists: pass --force' in capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.endswith(  # after the program's name
+        f': error: {out} exists: pass --force to overwrite it\n')
 
 
 def test_a_project_config_and_the_derived_edits(tmp_path, repo_root,

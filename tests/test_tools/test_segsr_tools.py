@@ -6,6 +6,8 @@ import runpy
 
 import pytest
 
+from mmseg_rass.tools_entry import run_cli
+
 CONFIG = 'configs/segsr/segsr_tiny_demo.py'
 
 
@@ -60,8 +62,12 @@ def test_refinement_tool_writes_table_plot_and_json(checkpoint, demo_data_root, 
     assert '| step 1 | 999 |' in table and 'a mIoU' in table and 'LQ input' in table
     assert (tmp_path / 'refinement.png').stat().st_size > 0
     assert json.loads((tmp_path / 'refinement.json').read_text())[0]['rows'] == rows
-    with pytest.raises(SystemExit, match='does not exist'):
-        tool['main'](['--out-dir', str(tmp_path), '--model', 'x', CONFIG, 'none.pth'])
+    with pytest.raises(SystemExit, match='^error: checkpoint file none.pth does not exist$'):
+        run_cli(tool['main'], ['--out-dir', str(tmp_path), '--model', 'x', CONFIG, 'none.pth'])
+    with pytest.raises(SystemExit, match='^error: .*fpn_r18_demo_cityscapes.py builds '
+                       'EncoderDecoder, not SegSR'):
+        run_cli(tool['main'], ['--out-dir', str(tmp_path), '--model', 'x',
+                               'configs/baseline/fpn_r18_demo_cityscapes.py', str(checkpoint)])
 
 
 def test_count_params_at_sd21_size(repo_root, capsys):
@@ -125,11 +131,12 @@ def test_upscale_writes_exactly_4x_sr_and_segmentation(x4_checkpoint, repo_root,
                     for kind in ('sr', 'seg', 'vis'))
     assert sr.shape == (152, 200, 3) and seg.shape == (152, 200) and vis.shape == (152, 400, 3)
     assert seg.max() < 19 and (vis[:, :200] == sr).all()
-    with pytest.raises(SystemExit, match='does not exist'):
-        tool.main([X4_CONFIG, str(x4_checkpoint), str(tmp_path / 'none'), '--out-dir', str(out)])
-    with pytest.raises(SystemExit, match='builds a EncoderDecoder, not a SegSR model'):
-        tool.main(['configs/baseline/fpn_r18_demo_cityscapes.py', str(x4_checkpoint),
-                   str(tmp_path / 'in'), '--out-dir', str(out)])
+    with pytest.raises(SystemExit, match='^error: input .*none does not exist'):
+        run_cli(tool.main, [X4_CONFIG, str(x4_checkpoint), str(tmp_path / 'none'), '--out-dir',
+                            str(out)])
+    with pytest.raises(SystemExit, match='^error: .* builds a EncoderDecoder, not a SegSR model'):
+        run_cli(tool.main, ['configs/baseline/fpn_r18_demo_cityscapes.py', str(x4_checkpoint),
+                            str(tmp_path / 'in'), '--out-dir', str(out)])
 
 
 class _PointwiseSR:
