@@ -33,5 +33,8 @@ setup(
         'tests': ['pytest'],
         # ImageNet-C frost textures (read from the package) and the fidelity/speed reference
         'benchmark': ['imagecorruptions==1.1.2'],
+        # what pyiqa 0.1.16 needs for SegSR's Real-ISR metrics (MANIQA: timm, einops; CLIPIQA:
+        # openai-clip); pyiqa itself is installed with --no-deps by tools/setup_env.sh
+        'iqa': ['timm==1.0.31', 'einops==0.8.2', 'openai-clip==1.0.1'],
     },
 )

@@ -7,6 +7,7 @@ refuse the file with one error naming it and the opt-in; ``--trust-checkpoint`` 
 import functools
 import http.server
 import os.path as osp
+import runpy
 import sys
 import threading
 
@@ -14,15 +15,18 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.optim.scheduler.param_scheduler import OneCycleParamScheduler
 from mmengine.runner import Runner, load_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 from mmseg.registry import MODELS
 
-from mmseg_rass import compat
-from mmseg_rass.compat import TRUST_CHECKPOINTS_ENV, UntrustedCheckpointError
-from mmseg_rass.tools_entry import run_mmseg_tool
+from mmseg_rass.compat import (TRUST_CHECKPOINTS_ENV, CheckpointReadError,
+                               UntrustedCheckpointError, shims)
+from mmseg_rass.compat.checkpoints import url_cache_dir
+from mmseg_rass.tools_entry import run_cli, run_mmseg_tool
 
 CONFIG = 'configs/baseline/fpn_r18_demo_cityscapes.py'
+PHOTO = 'tests/fixtures/real_lq/chelsea_cat.jpg'
 
 
 class Payload:
@@ -132,8 +136,8 @@ def test_benchmark_robustness(evil, demo_data_root, tmp_path, monkeypatch, repo_
 def test_export_scr_lora(evil, tmp_path, tool_loader):
     path, marker = evil
     tool = tool_loader('export_scr_lora')
-    with pytest.raises(SystemExit) as info:
-        tool.main([path, str(tmp_path / 'lora.safetensors')])
+    with pytest.raises(SystemExit) as info:  # as `python tools/export_scr_lora.py` runs it
+        run_cli(tool.main, [path, str(tmp_path / 'lora.safetensors')])
     assert_refused(info.value, path, marker)
     # with the flag the file is unpickled (the payload runs), then refused as a non-SCR file
     with pytest.raises(ValueError, match='carries no config'):
@@ -194,7 +198,7 @@ def test_tools_test_trust_flag(evil, demo_data_root, tmp_path, monkeypatch, repo
     assert marker.read_text() == 'payload ran'
 
 
-def test_history_buffer_getattr_allows_only_its_methods(tmp_path):
+def test_checkpoint_getattr_allows_only_what_mmengine_pickles(tmp_path):
     from mmengine.logging import HistoryBuffer, MessageHub
     hub = MessageHub('safety_test')
     hub.update_scalar('train/loss', 2.0)
@@ -204,10 +208,16 @@ def test_history_buffer_getattr_allows_only_its_methods(tmp_path):
     loaded = _load_checkpoint(str(path))
     assert loaded['message_hub']['log_scalars']['train/loss'].mean() == 3.0
     assert loaded['meta']['seed'] == 3
-    assert compat._history_buffer_getattr(HistoryBuffer, 'min') is HistoryBuffer.min
-    for obj, name in ((HistoryBuffer, '__init__'), (np.ndarray, 'tofile'), (torch, 'load')):
+    assert shims._checkpoint_getattr(HistoryBuffer, 'min') is HistoryBuffer.min
+    one_cycle = shims._attribute_sources()[0]
+    assert shims._checkpoint_getattr(one_cycle, '_annealing_cos') is \
+        OneCycleParamScheduler._annealing_cos
+    for obj, name in ((HistoryBuffer, '__init__'), (np.ndarray, 'tofile'), (torch, 'load'),
+                      (one_cycle, 'step'), (OneCycleParamScheduler, '_annealing_cos')):
         with pytest.raises(Exception, match='not allowed in a checkpoint'):
-            compat._history_buffer_getattr(obj, name)
+            shims._checkpoint_getattr(obj, name)
+    with pytest.raises(TypeError):  # a pickle cannot build a scheduler through it
+        one_cycle()
 
 
 def test_damaged_checkpoint_is_named(tmp_path):
@@ -217,3 +227,269 @@ def test_damaged_checkpoint_is_named(tmp_path):
     bad.write_bytes(good.read_bytes()[:100])
     with pytest.raises(RuntimeError, match=r'cannot read checkpoint .*truncated\.pth.*damaged'):
         load_checkpoint(torch.nn.Linear(1, 1), str(bad))
+
+
+# -- every tool that loads a checkpoint: one line for a refused, empty or damaged file ---------
+@pytest.fixture
+def bad_checkpoints(tmp_path, evil):
+    """{kind: path}: refused (needs full unpickling), empty (0 bytes), truncated."""
+    path, _ = evil
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    truncated = tmp_path / 'truncated.pth'
+    truncated.write_bytes(open(path, 'rb').read()[:4096])
+    return dict(refused=path, empty=str(empty), truncated=str(truncated))
+
+
+def run_as_main(monkeypatch, repo_root, tool, argv):
+    """Run ``tools/<tool>`` as ``python tools/<tool> argv`` does, in this process; return the
+    message the interpreter would print on stderr before exiting with status 1."""
+    monkeypatch.chdir(repo_root)
+    monkeypatch.setattr(sys, 'argv', [tool, *argv])
+    with pytest.raises(SystemExit) as info:
+        runpy.run_path(osp.join(repo_root, 'tools', tool), run_name='__main__')
+    return info.value.code
+
+
+def assert_one_line(message, *names):
+    assert isinstance(message, str) and message.startswith('error: '), message  # status 1
+    assert '\n' not in message and 'Traceback' not in message, message
+    assert all(name in message for name in names), (names, message)
+
+
+WHAT = dict(refused='--trust-checkpoint', empty='is empty (0 bytes)', truncated='damaged')
+
+
+def fast_tool_argv(tool, checkpoint, tmp_path, repo_root):
+    out = str(tmp_path / 'out')
+    return dict(
+        export_scr_lora=[checkpoint, out],
+        convert_osediff_lora=[checkpoint, out],
+        convert_rass_checkpoint=[checkpoint, out, '--arch', 'tiny'],
+        extract_sam_priors=['configs/spd/spd_segformer-tiny_demo-cityscapes-lq.py', '--out', out,
+                            '--sam-checkpoint', checkpoint],
+        infer=[CONFIG, checkpoint, PHOTO, '--out-dir', out],
+        upscale=['configs/segsr/segsr_tiny_x4_demo.py', checkpoint, PHOTO, '--out-dir', out],
+        make_pseudo_labels=[CONFIG, checkpoint, 'tests/fixtures/real_lq', '--out-dir', out,
+                            '--cache-dir', str(tmp_path / 'cache')],
+    )[tool]
+
+
+@pytest.mark.parametrize('kind', ['refused', 'empty', 'truncated'])
+@pytest.mark.parametrize('tool', ['export_scr_lora', 'convert_osediff_lora',
+                                  'convert_rass_checkpoint', 'extract_sam_priors', 'infer',
+                                  'upscale', 'make_pseudo_labels'])
+def test_tools_end_in_one_line_naming_the_checkpoint(tool, kind, bad_checkpoints, evil, tmp_path,
+                                                     monkeypatch, repo_root):
+    path = bad_checkpoints[kind]
+    message = run_as_main(monkeypatch, repo_root, f'{tool}.py',
+                          fast_tool_argv(tool, path, tmp_path, repo_root))
+    assert_one_line(message, path, WHAT[kind])
+    assert not evil[1].exists()  # the payload never ran
+
+
+def test_refused_restorer_checkpoint_of_extract_sam_priors_is_one_line(bad_checkpoints, evil,
+                                                                      tmp_path, monkeypatch,
+                                                                      repo_root):
+    path = bad_checkpoints['refused']
+    message = run_as_main(monkeypatch, repo_root, 'extract_sam_priors.py', [
+        'configs/spd/spd_segformer-tiny_demo-cityscapes-lq.py', '--out', str(tmp_path / 'out'),
+        '--stand-in', '--prior-source', 'restorer', '--restorer-config',
+        'configs/scr/scr_tiny_demo.py', '--restorer-checkpoint', path])
+    assert_one_line(message, path, WHAT['refused'])
+    assert not evil[1].exists()
+
+
+@pytest.mark.parametrize('tool', ['export_scr_lora', 'convert_osediff_lora',
+                                  'convert_rass_checkpoint', 'extract_sam_priors', 'infer',
+                                  'upscale', 'make_pseudo_labels', 'segsr_refinement',
+                                  'benchmark_sam_priors', 'train', 'test', 'benchmark_robustness',
+                                  'lq_protocol'])
+def test_every_tool_that_loads_a_checkpoint_takes_trust_checkpoint(tool, repo_root, monkeypatch,
+                                                                   capsys):
+    assert run_as_main(monkeypatch, repo_root, f'{tool}.py', ['--help']) == 0
+    assert '--trust-checkpoint' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('tool', ['infer', 'upscale', 'make_pseudo_labels'])
+def test_a_missing_input_is_one_line_naming_it(tool, bad_checkpoints, tmp_path, monkeypatch,
+                                               repo_root):
+    """The image tools: a missing image (folder) ends in one line before any checkpoint is read
+    (the checkpoint passed here would be refused)."""
+    argv = fast_tool_argv(tool, bad_checkpoints['refused'], tmp_path, repo_root)
+    missing = str(tmp_path / 'no_such_photos')
+    argv[2] = missing
+    message = run_as_main(monkeypatch, repo_root, f'{tool}.py', argv)
+    assert_one_line(message, missing, 'does not exist')
+
+
+@pytest.mark.parametrize('tool, options', [
+    ('count_params', []), ('check_data', []), ('benchmark_rass', []),
+    ('make_prompt_tags', ['--out', 'tags.json', '--from-txt', 'txt', '--tagger-name', 'ram',
+                          '--tagger-version', '1']),
+    ('extract_sam_priors', ['--out', 'priors', '--stand-in'])])
+def test_a_missing_config_is_one_line_naming_it(tool, options, tmp_path, monkeypatch, repo_root):
+    missing = str(tmp_path / 'no_such_config.py')
+    message = run_as_main(monkeypatch, repo_root, f'{tool}.py', [missing, *options])
+    assert_one_line(message, missing)
+
+
+def test_a_tool_prints_one_line_on_stderr(bad_checkpoints, tmp_path, tool_runner):
+    """The real interpreter, once: status 1 and exactly one line on stderr, no traceback."""
+    proc = tool_runner(['tools/export_scr_lora.py', bad_checkpoints['empty'],
+                        str(tmp_path / 'out.safetensors')])
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f'error: cannot read checkpoint {bad_checkpoints["empty"]}: it is empty (0 bytes) '
+        '(EOFError); pass a .pth file written by torch.save / tools/train.py'], proc.stderr
+
+
+# -- URLs ---------------------------------------------------------------------------------------
+def test_tools_test_evaluates_a_url_checkpoint(http_root, model_state, demo_data_root, tmp_path,
+                                               monkeypatch, repo_root, capsys):
+    folder, url = http_root
+    torch.save(dict(state_dict=model_state, meta=dict(iter=1)), folder / 'fpn.pth')
+    monkeypatch.chdir(repo_root)
+    monkeypatch.setattr(sys, 'argv', list(sys.argv))
+    run_mmseg_tool('test.py', [CONFIG, f'{url}/fpn.pth', '--work-dir', str(tmp_path / 'w'),
+                               '--cfg-options', *small_options(demo_data_root)])
+    assert 'mIoU' in capsys.readouterr().out
+    cached = osp.join(url_cache_dir(f'{url}/fpn.pth'), 'fpn.pth')  # one folder per URL
+    assert open(cached, 'rb').read() == (folder / 'fpn.pth').read_bytes()
+
+
+def test_two_urls_with_one_file_name_load_their_own_checkpoint(http_root, monkeypatch):
+    folder, url = http_root
+    for name, value in (('a', 1.0), ('b', 2.0)):
+        (folder / name).mkdir()
+        torch.save(dict(state_dict=dict(w=torch.full((1,), value))), folder / name / 'model.pth')
+    loaded = [_load_checkpoint(f'{url}/{name}/model.pth')['state_dict']['w'].item()
+              for name in ('a', 'b')]
+    assert loaded == [1.0, 2.0]
+    # switched off, torch hub's cache (one file per file name) gives b the file of a
+    monkeypatch.setenv('MMSEG_RASS_URL_CACHE', 'off')
+    loaded = [_load_checkpoint(f'{url}/{name}/model.pth')['state_dict']['w'].item()
+              for name in ('a', 'b')]
+    assert loaded == [1.0, 1.0]
+
+
+def test_a_damaged_or_missing_url_is_one_error_naming_it(http_root):
+    folder, url = http_root
+    (folder / 'cut.pth').write_bytes(b'PK\x03\x04 cut short')
+    with pytest.raises(CheckpointReadError, match=rf'cannot read checkpoint {url}/cut.pth '
+                       r'\(downloaded to .*cut\.pth: delete it to download again\)'):
+        _load_checkpoint(f'{url}/cut.pth')
+    with pytest.raises(CheckpointReadError, match=rf'{url}/none.pth cannot be downloaded .*404'):
+        _load_checkpoint(f'{url}/none.pth')
+
+
+# -- what mmengine itself writes loads without the opt-in --------------------------------------
+def saved_and_loaded(tmp_path, obj):
+    path = tmp_path / 'ckpt.pth'
+    torch.save(obj, path)
+    return _load_checkpoint(str(path))
+
+
+def test_every_param_scheduler_state_loads(tmp_path):
+    from mmengine.optim import OptimWrapper
+    from mmengine.registry import PARAM_SCHEDULERS
+    needs = dict(OneCycle=dict(eta_max=0.1, total_steps=10), MultiStep=dict(milestones=[2]),
+                 Step=dict(step_size=2), Exponential=dict(gamma=0.9), CosineAnnealing=dict(T_max=5),
+                 CosineRestart=dict(periods=[2, 3], restart_weights=[1, 1], eta_min=0),
+                 ReduceOnPlateau=dict(monitor='loss'))
+    names = sorted(PARAM_SCHEDULERS.module_dict)
+    assert len(names) >= 25 and 'OneCycleLR' in names
+    for name in names:
+        optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1, momentum=0.9)
+        kwargs = next((v for k, v in needs.items() if name.startswith(k)), {})
+        if name.endswith('ParamScheduler'):
+            kwargs = dict(kwargs, param_name='lr')
+        scheduler = PARAM_SCHEDULERS.get(name)(OptimWrapper(optimizer), **kwargs)
+        for _ in range(3):
+            optimizer.step()
+            if name.startswith('ReduceOnPlateau'):
+                scheduler.step({'loss': 1.0})
+            else:
+                scheduler.step()
+        state = scheduler.state_dict()
+        loaded = saved_and_loaded(tmp_path, dict(param_schedulers=[state]))['param_schedulers'][0]
+        assert loaded.keys() == state.keys(), name
+        if name.startswith('OneCycle'):  # holds a function reference: the real one comes back
+            assert loaded['anneal_func'] is OneCycleParamScheduler._annealing_cos
+
+
+def test_every_optimizer_and_the_amp_loss_scaler_state_loads(tmp_path):
+    from mmengine.optim import OptimWrapper
+    from mmengine.registry import OPTIMIZERS
+    skipped = {'Optimizer', 'ZeroRedundancyOptimizer',  # a base class, a wrapper
+               'SparseAdam', 'Adafactor', 'Muon'}  # need sparse gradients, no lr, 2-D params
+    for name in sorted(set(OPTIMIZERS.module_dict) - skipped):
+        model = torch.nn.Linear(2, 2)
+        optimizer = OPTIMIZERS.get(name)(model.parameters(), lr=0.1)
+        loss = lambda: model(torch.ones(3, 2)).sum()  # noqa: E731
+        loss().backward()
+        optimizer.step(loss) if name == 'LBFGS' else optimizer.step()
+        state = OptimWrapper(optimizer).state_dict()
+        state['loss_scaler'] = torch.amp.GradScaler('cpu').state_dict()  # AmpOptimWrapper's
+        loaded = saved_and_loaded(tmp_path, dict(optimizer=state))['optimizer']
+        assert loaded['param_groups'] == state['param_groups'], name
+        assert loaded['loss_scaler'] == state['loss_scaler']
+
+
+def test_runner_checkpoint_with_ema_onecycle_and_message_hub_resumes(tmp_path):
+    from mmengine.testing.runner_test_case import ToyDataset, ToyMetric, ToyModel
+    from mmengine.registry import DATASETS, METRICS
+    from mmengine.registry import MODELS as ENGINE_MODELS
+    for registry, cls in ((ENGINE_MODELS, ToyModel), (DATASETS, ToyDataset),
+                          (METRICS, ToyMetric)):
+        registry.register_module(module=cls, force=True)
+    loader = dict(dataset=dict(type='ToyDataset'), sampler=dict(type='DefaultSampler'),
+                  batch_size=2, num_workers=0)
+    cfg = dict(model=dict(type='ToyModel'), work_dir=str(tmp_path), default_scope='mmengine',
+               train_dataloader=loader, val_dataloader=loader, val_evaluator=[dict(
+                   type='ToyMetric')], val_cfg=dict(), train_cfg=dict(by_epoch=False,
+                                                                       max_iters=2, val_interval=2),
+               optim_wrapper=dict(optimizer=dict(type='Adam', lr=0.01)),
+               param_scheduler=dict(type='OneCycleLR', eta_max=0.01, total_steps=4,
+                                    by_epoch=False),
+               custom_hooks=[dict(type='EMAHook')], randomness=dict(seed=0),
+               default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2,
+                                                        by_epoch=False)))
+    Runner.from_cfg(Config(cfg)).train()
+    ckpt = _load_checkpoint(str(tmp_path / 'iter_2.pth'))  # no opt-in
+    assert {'ema_state_dict', 'param_schedulers', 'optimizer', 'message_hub', 'rng_state'} <= \
+        set(ckpt)
+    resumed = Runner.from_cfg(Config(dict(cfg, work_dir=str(tmp_path / 'r'),
+                                          resume=True, load_from=str(tmp_path / 'iter_2.pth'),
+                                          train_cfg=dict(by_epoch=False, max_iters=3))))
+    resumed.train()
+    assert resumed.iter == 3
+
+
+# -- tools/train.py and tools/test.py: damaged checkpoints, bad transform parameters -----------
+@pytest.mark.parametrize('how', ['test', 'resume', 'load_from'])
+def test_damaged_checkpoint_through_train_and_test_is_one_line(how, bad_checkpoints, demo_data_root,
+                                                               tmp_path, monkeypatch, repo_root):
+    path = bad_checkpoints['truncated' if how != 'resume' else 'empty']
+    work_dir = tmp_path / 'w'
+    work_dir.mkdir()
+    options = ['--work-dir', str(work_dir), '--cfg-options', *small_options(demo_data_root)]
+    argv = dict(test=['test.py', CONFIG, path, *options],
+                resume=['train.py', CONFIG, '--resume', *options],
+                load_from=['train.py', CONFIG, *options, f'load_from={path}'])[how]
+    (work_dir / 'last_checkpoint').write_text(path)  # what --resume picks up
+    message = run_as_main(monkeypatch, repo_root, argv[0], argv[1:])
+    assert_one_line(message, path, 'damaged' if how != 'resume' else 'is empty (0 bytes)')
+
+
+def test_bad_degradation_parameter_through_train_is_one_line(demo_data_root, tmp_path,
+                                                             monkeypatch, repo_root):
+    config = tmp_path / 'bad_sigma.py'
+    config.write_text(f"_base_ = '{repo_root}/{CONFIG}'\n"
+                      "train_dataloader = dict(dataset=dict(pipeline=[dict(type='LoadImage'), "
+                      "dict(type='Degrade', blur_sigma=(-1, 2)), dict(type='LoadAnnotations'), "
+                      "dict(type='PackSegInputs')]))\n")
+    message = run_as_main(monkeypatch, repo_root, 'train.py', [
+        str(config), '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+        *small_options(demo_data_root)])
+    assert_one_line(message, 'Degrade: blur_sigma=(-1, 2) must be > 0')

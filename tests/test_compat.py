@@ -26,7 +26,6 @@ def test_apply_is_idempotent():
     assert list(sys.meta_path) == before[0]
     assert sys.modules['mmcv._ext'] is before[1]
     from mmengine.runner.checkpoint import CheckpointLoader
-    assert CheckpointLoader._schemes[''] is compat.load_local_checkpoint
     from mmengine.dist import utils as dist_utils
     from mmengine.model import MMDistributedDataParallel as DDP
     from mmengine.dataset import BaseDataset
@@ -35,11 +34,47 @@ def test_apply_is_idempotent():
     patched = [dist_utils._init_dist_pytorch, DDP.__init__, DDP._passing_sync_batchnorm_handle,
                torch.nn.SyncBatchNorm.forward, Runner.register_hooks, BaseDataset.full_init,
                BaseDataset._serialize_data, LoadAnnotations._load_seg_map,
-               *[loader for prefix, loader in CheckpointLoader._schemes.items() if prefix]]
+               *CheckpointLoader._schemes.values()]
     assert all(getattr(f, 'is_mmseg_rass_patch', False) for f in patched)
     # applying again wraps nothing twice
     assert not hasattr(patched[0].__wrapped__, 'is_mmseg_rass_patch')
     assert not hasattr(torch.nn.SyncBatchNorm.forward.__wrapped__, 'is_mmseg_rass_patch')
+    assert not any(hasattr(f.__wrapped__, 'is_mmseg_rass_patch')
+                   for f in CheckpointLoader._schemes.values())
+
+
+def test_registry_and_docs_list_the_same_changes(repo_root):
+    """docs/reliability.md's table is the registry: same names, kinds, switches, off values."""
+    with open(os.path.join(repo_root, 'docs', 'reliability.md'), encoding='utf-8') as f:
+        rows = [[cell.strip().strip('`') for cell in line.strip().strip('|').split('|')]
+                for line in f if line.startswith('| `')]
+    documented = [(name, kind, switch) for name, kind, switch, *_ in rows
+                  if kind in ('shim', 'policy')]
+    assert documented == [(c.name, c.kind, f'{c.switch}={c.off}') for c in compat.CHANGES]
+    assert [c.read for c in compat.CHANGES if c.kind == 'shim'] == ['import'] * 3
+    assert {c.read for c in compat.CHANGES if c.kind == 'policy'} == {'call'}
+
+
+def test_shims_switched_off_are_not_applied(monkeypatch):
+    applied = []
+    changes = tuple(c._replace(apply=lambda name=c.name: applied.append(name))
+                    if c.apply else c for c in compat.CHANGES)
+    monkeypatch.setattr(compat, 'CHANGES', changes)
+    compat.apply()
+    everything = list(applied)
+    assert everything == [c.name for c in changes if c.apply]
+    for change in (c for c in changes if c.kind == 'shim'):
+        applied.clear()
+        monkeypatch.setenv(change.switch, 'off')
+        compat.apply()
+        assert applied == [name for name in everything if name != change.name]
+        monkeypatch.delenv(change.switch)
+    # policies are always installed and read their switch at each call (tests below)
+    for change in (c for c in changes if c.kind == 'policy'):
+        monkeypatch.setenv(change.switch, change.off)
+        assert not compat.enabled(change.name)
+        monkeypatch.delenv(change.switch)
+        assert compat.enabled(change.name)
 
 
 @pytest.mark.skipif(compat.has_compiled_ops(), reason='full mmcv with compiled ops is installed')
@@ -138,7 +173,7 @@ def test_pkg_resources_deprecation_warning_is_silenced(repo_root):
 
 
 DIST_SCRIPT = '''
-import importlib.util, os, sys
+import os, sys, types
 import torch
 import torch.distributed as dist
 from mmengine.dist import init_dist
@@ -152,13 +187,17 @@ def attempt(name, fn):
     except Exception as e:  # a failure, reported by name
         say(f'{name} FAILED: {type(e).__name__}: {e}'.splitlines()[0])
 
-# compat.py alone (importing the mmseg_rass package would import all of mmseg: slow)
-spec = importlib.util.spec_from_file_location('compat', sys.argv[1])
-compat = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(compat)
+# mmseg_rass.compat without the package's __init__ (which would import all of mmseg: slow)
+package = types.ModuleType('mmseg_rass')
+package.__path__ = [sys.argv[1]]
+sys.modules['mmseg_rass'] = package
+from mmseg_rass import compat
 attempt('unpatched init_dist', lambda: init_dist('pytorch', backend='nccl'))
 compat.apply()
 from mmengine.model import MMDistributedDataParallel
+os.environ['MMSEG_RASS_CPU_DISTRIBUTED'] = 'off'  # the switch: mmengine's behaviour again
+attempt('switched-off init_dist', lambda: init_dist('pytorch', backend='nccl'))
+del os.environ['MMSEG_RASS_CPU_DISTRIBUTED']
 init_dist('pytorch', backend='nccl')  # as mmseg's default_runtime asks
 rank, world = dist.get_rank(), dist.get_world_size()
 say(f'BACKEND {dist.get_backend()}')
@@ -178,11 +217,13 @@ x_ref = x_full.clone().requires_grad_()
 half = slice(2 * rank, 2 * rank + 2)
 x = x_full[half].clone().requires_grad_()
 
-# what torch does without the patch, as the runner calls it
+# what torch does without the patch (switched off), as the runner calls it
 local_rank = int(os.environ['LOCAL_RANK'])
-attempt('unpatched ddp', lambda: torch.nn.parallel.DistributedDataParallel(
-    torch.nn.Conv2d(3, 3, 1), device_ids=[local_rank]))
-attempt('unpatched syncbn', lambda: torch.nn.SyncBatchNorm.forward.__wrapped__(model, x))
+os.environ['MMSEG_RASS_CPU_DISTRIBUTED'] = 'off'
+attempt('switched-off ddp', lambda: MMDistributedDataParallel(
+    module=torch.nn.Conv2d(3, 3, 1), device_ids=[local_rank]))
+attempt('switched-off syncbn', lambda: model(x))
+del os.environ['MMSEG_RASS_CPU_DISTRIBUTED']
 
 ddp = MMDistributedDataParallel(module=model, device_ids=[local_rank], broadcast_buffers=False)
 out = ddp(x)
@@ -199,7 +240,10 @@ checks = dict(
     running_mean=close(model.running_mean, reference.running_mean),
     running_var=close(model.running_var, reference.running_var))
 say(f"CHECKS {sorted(k for k, v in checks.items() if not v) or 'ALL OK'}")
-dist.destroy_process_group()
+del ddp, out  # nothing may keep the group alive into interpreter shutdown (gloo can abort there)
+dist.barrier()  # neither process tears gloo down while the other still talks to it
+compat.distributed.destroy_gloo_process_group()
+say(f'DESTROYED {not dist.is_initialized()}')
 '''
 
 
@@ -214,14 +258,76 @@ def run_torchrun(script_path, *args, nproc=2):
 def test_distributed_on_cpu_uses_gloo_and_syncbn_matches_full_batch_bn(tmp_path):
     script = tmp_path / 'dist_cpu.py'
     script.write_text(DIST_SCRIPT)
-    proc = run_torchrun(script, compat.__file__)
+    proc = run_torchrun(script, os.path.dirname(os.path.dirname(compat.__file__)))
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr[-3000:]
-    # without the patches: mmengine selects a CUDA device, DDP refuses device_ids for a CPU
-    # module, torch's SyncBN has no CPU kernels
+    # without the patches (or switched off): mmengine selects a CUDA device, DDP refuses
+    # device_ids for a CPU module, torch's SyncBN has no CPU kernels
     assert out.count('unpatched init_dist FAILED') == 2, out
-    assert out.count('unpatched ddp FAILED') == 2 and 'device_ids' in out
-    assert 'unpatched syncbn FAILED: ValueError: SyncBatchNorm expected input tensor to be on GPU' in out
-    assert out.count('FAILED') == 6, out
+    assert out.count('switched-off init_dist FAILED') == 2, out
+    assert out.count('switched-off ddp FAILED') == 2 and 'device_ids' in out
+    assert out.count('switched-off syncbn FAILED: ValueError: SyncBatchNorm expected input '
+                     'tensor to be on GPU') == 2, out
+    assert out.count('FAILED') == 8, out
     assert out.count('BACKEND gloo') == 2
     assert out.count('CHECKS ALL OK') == 2, out
+    assert out.count('DESTROYED True') == 2, out
+
+
+def test_local_checkpoints_load_through_the_plugins_loader_under_mmengines_name(tmp_path):
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+    loader = mmengine_checkpoint.CheckpointLoader._get_checkpoint_loader(str(tmp_path / 'a.pth'))
+    assert loader.is_mmseg_rass_patch and loader.__name__ == 'load_from_local'
+    assert loader.__wrapped__ is mmengine_checkpoint.load_from_local  # mmengine's, replaced
+    torch.save({'w': torch.ones(1)}, tmp_path / 'a.pth')
+    with pytest.raises(compat.CheckpointNotFoundError, match='b.pth not found'):
+        loader(str(tmp_path / 'b.pth'))
+    assert torch.equal(loader(str(tmp_path / 'a.pth'))['w'], torch.ones(1))
+
+
+def toy_runner(tmp_path):
+    """A runner around a one-layer model (no data): what mmengine builds for any config."""
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Toy(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.norm = torch.nn.BatchNorm1d(1)
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            return self.norm(inputs)
+
+    return Runner(model=Toy(), work_dir=str(tmp_path), default_scope='mmseg')
+
+
+def test_which_hooks_the_runner_gains(tmp_path, monkeypatch):
+    from mmengine import dist
+
+    from mmseg_rass.hooks import RankZeroBNStatsHook, RNGStateHook
+
+    def added():
+        return {type(h) for h in toy_runner(tmp_path).hooks
+                if type(h).__module__.startswith('mmseg_rass')}
+
+    assert added() == {RNGStateHook}  # one process: exact resume only
+    monkeypatch.setattr(dist, 'is_distributed', lambda: True)  # as under torchrun
+    assert added() == {RNGStateHook, RankZeroBNStatsHook}
+    monkeypatch.setenv('MMSEG_RASS_BN_STATS', 'off')
+    assert added() == {RNGStateHook}
+    monkeypatch.setenv('MMSEG_RASS_EXACT_RESUME', 'off')
+    assert added() == set()
+
+
+def test_label_errors_switch(tmp_path, monkeypatch):
+    from mmseg.registry import TRANSFORMS
+    label = tmp_path / 'label.png'
+    label.write_bytes(b'\x89PNG\r\n\x1a\n broken')
+    load = TRANSFORMS.build(dict(type='LoadAnnotations'))
+    results = dict(seg_map_path=str(label), reduce_zero_label=False, seg_fields=[])
+    with pytest.raises(ValueError, match=f'cannot decode label {label}'):
+        load(dict(results))
+    monkeypatch.setenv('MMSEG_RASS_LABEL_ERRORS', 'off')
+    with pytest.raises(Exception) as plain:  # mmseg's own error, without the file name
+        load(dict(results))
+    assert str(label) not in str(plain.value)

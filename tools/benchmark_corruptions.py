@@ -147,17 +147,18 @@ def speed(names, images, corrupt, repeats, severity=3):
     return rows
 
 
-def cuda_throughput(names, images, batch, repeats, severity=3):
-    """Images/s of each corruption on CUDA for a batch of ``batch`` images."""
+def throughput(names, images, batch, repeats, device='cuda', severity=3):
+    """Images/s of each corruption on ``device`` for a batch of ``batch`` uint8 images."""
     x = torch.from_numpy(np.stack([images[i % len(images)] for i in range(batch)]))
-    x = x.permute(0, 3, 1, 2).cuda()
+    x = x.permute(0, 3, 1, 2).to(device)
     rates = {}
     for name in names:
         def run():
             corrupt_batch(x, name, severity, list(range(batch)))
-            torch.cuda.synchronize()
+            if x.is_cuda:
+                torch.cuda.synchronize()
         rates[name] = batch / _time(run, repeats)
-        print(f'{name}: {rates[name]:.0f} images/s on CUDA (batch {batch})', flush=True)
+        print(f'{name}: {rates[name]:.0f} images/s on {device} (batch {batch})', flush=True)
     return rates
 
 
@@ -194,7 +195,7 @@ def main(argv=None):
         lines += ['', f'geometric-mean speed-up {geomean:.1f}× (CPU, one thread each, severity 3)',
                   '']
         if torch.cuda.is_available():
-            rates = cuda_throughput(args.corruptions, images, args.batch, args.repeats)
+            rates = throughput(args.corruptions, images, args.batch, args.repeats)
             mean_rate = len(rates) / sum(1 / r for r in rates.values())
             lines += [f'CUDA ({torch.cuda.get_device_name()}), batch {args.batch}: '
                       f'{mean_rate:.0f} images/s for the average corruption', '']

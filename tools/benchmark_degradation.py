@@ -12,7 +12,9 @@ left out of the like-for-like row and timed as its own row with ``--usm``.
 
 Ours: ``Degrade`` per image (random mode, float32) and the batched path
 (``DegradeSegDataPreProcessor.degrade`` for x1 presets, ``degrade_batch`` otherwise) on
-batches of ``--batch`` images, reported per image.
+batches of ``--batch`` images, reported per image. :func:`batched_vs_per_image` times ours
+alone, the batched path on any device (e.g. CUDA, nvJPEG) against ``Degrade`` per image on the
+CPU (``tools/gpu_check.py``).
 
     pip download basicsr==1.4.2 --no-deps --no-binary :all: --no-build-isolation -d /tmp/bsr
     tar xzf /tmp/bsr/basicsr-1.4.2.tar.gz -C /tmp/bsr
@@ -198,6 +200,45 @@ def batched_fn(preset, batch):
                   for _ in batch]
         return degrade_batch(torch.stack(batch), params, cfg)
     return run, 'degrade_batch'
+
+
+def _sync(device):
+    if torch.device(device).type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def batched_vs_per_image(preset, height, width, batch, device, repeats=3):
+    """Images/s of the batched path on ``device`` and of ``Degrade`` per image (on the CPU, as
+    in a data loader), on one synthetic scene; fastest of ``repeats`` alternating runs, each
+    re-seeded so that every run draws the same parameters.
+
+    Returns:
+        dict: ``batched_images_per_s``, ``per_image_images_per_s``, ``speedup``, ``batched_path``.
+    """
+    import mmseg_rass  # noqa: F401
+    from mmseg_rass.transforms import Degrade
+    img = _scene(height, width)
+    per_image = Degrade(preset=preset)
+    run, name = batched_fn(preset, [torch.from_numpy(img).permute(2, 0, 1).contiguous()
+                                    .to(device)] * batch)
+
+    def batched():
+        run()
+        _sync(device)
+
+    sides = dict(batched=(batched, batch),
+                 per_image=(lambda: per_image(dict(img=img, img_path='x.png')), 1))
+    best = {}
+    for fn, _ in sides.values():
+        fn()  # warm-up (kernels, nvJPEG handles, caches)
+    for _ in range(repeats):
+        for key, (fn, per_call) in sides.items():
+            np.random.seed(0)
+            seconds = _seconds(fn, 1) / per_call
+            best[key] = min(best.get(key, math.inf), seconds)
+    return dict(batched_images_per_s=1 / best['batched'],
+                per_image_images_per_s=1 / best['per_image'],
+                speedup=best['per_image'] / best['batched'], batched_path=name)
 
 
 def main(argv=None):

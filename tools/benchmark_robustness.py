@@ -22,7 +22,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 from mmseg_rass.evaluation import robustness  # noqa: E402
 from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
-                                    apply_trust_checkpoint)
+                                    apply_trust_checkpoint, run_cli, usage_errors)
 
 
 def parse_args(argv=None):
@@ -68,7 +68,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     parser, args = parse_args(argv)
-    try:
+    with usage_errors(parser):
         if args.compare is not None:
             paths = robustness.compare(args.compare, args.work_dir or 'work_dirs/'
                                        'robustness_compare', args.names)
@@ -78,9 +78,7 @@ def main(argv=None):
         robustness.run_benchmark(args.config, args.checkpoint, args.families, args.severities,
                                  args.work_dir, args.cfg_options, strict=not args.non_strict,
                                  launcher=args.launcher)
-    except robustness.BenchmarkError as e:
-        parser.exit(2, f'{parser.prog}: error: {e}\n')
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

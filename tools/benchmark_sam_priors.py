@@ -4,7 +4,9 @@ cost of the prior cache (load time per sample, bytes per image). Prints a markdo
 Models are built from their configs with random weights (latency does not depend on the
 weights). SAM is the real one when ``--sam-checkpoint`` is given, otherwise ``--sam tiny``
 (segment_anything's SAM with a 1-block, 64-dim ViT image encoder and random weights: the
-prompt encoder, mask decoder and automatic-generator post-processing are the real ones) or
+prompt encoder, mask decoder and automatic-generator post-processing are the real ones),
+``--sam vit_b`` (segment_anything's ViT-B SAM, random weights: the real model's cost; with
+random weights the 0 thresholds keep every mask, so the post-processing is an upper bound) or
 ``--sam stand-in`` (colour regions, not SAM)::
 
     python tools/benchmark_sam_priors.py --size 256 512 --iters 10
@@ -37,12 +39,14 @@ from mmseg.structures import SegDataSample  # noqa: E402
 from mmseg_rass.datasets.demo_data import make_demo_cityscapes  # noqa: E402
 from mmseg_rass.sam import (StandInMaskGenerator, build_sam_mask_generator,  # noqa: E402
                             file_sha256, save_sam_prior, select_largest_masks, write_manifest)
+from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
+                                    apply_trust_checkpoint, run_cli)
 from mmseg_rass.transforms import LoadSAMPriors  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     configs = osp.join(REPO, 'configs')
@@ -56,7 +60,7 @@ def parse_args():
     parser.add_argument('--iters', type=int, default=10, help='timed segmentor runs')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--sam-iters', type=int, default=2, help='timed SPT + SAM runs')
-    parser.add_argument('--sam', choices=['tiny', 'stand-in'], default='tiny',
+    parser.add_argument('--sam', choices=['tiny', 'vit_b', 'stand-in'], default='tiny',
                         help='SAM used without --sam-checkpoint')
     parser.add_argument('--sam-checkpoint', help='real SAM checkpoint (.pth)')
     parser.add_argument('--model-type', default='vit_b')
@@ -67,7 +71,8 @@ def parse_args():
                         help='masks written for the cache measurement: stand-in colour regions '
                         '(fast, smooth regions like trained SAM) or the SAM generator above')
     parser.add_argument('--device', default='cpu')
-    return parser.parse_args()
+    add_trust_checkpoint_argument(parser)
+    return parser.parse_args(argv)
 
 
 def build_model(path, device, **overrides):
@@ -93,14 +98,19 @@ def build_generator(args):
     if args.sam == 'stand-in':
         return StandInMaskGenerator(), 'stand-in colour regions (not SAM)'
     from segment_anything import SamAutomaticMaskGenerator
-    from segment_anything.build_sam import _build_sam
+    from segment_anything.build_sam import _build_sam, build_sam_vit_b
     torch.manual_seed(0)
-    sam = _build_sam(encoder_embed_dim=64, encoder_depth=1, encoder_num_heads=1,
-                     encoder_global_attn_indexes=[], checkpoint=None).to(args.device).eval()
-    gen = SamAutomaticMaskGenerator(sam, points_per_side=args.points_per_side,
+    if args.sam == 'vit_b':
+        sam, name = build_sam_vit_b(checkpoint=None), 'SAM ViT-B (segment_anything'
+    else:
+        sam = _build_sam(encoder_embed_dim=64, encoder_depth=1, encoder_num_heads=1,
+                         encoder_global_attn_indexes=[], checkpoint=None)
+        name = 'tiny SAM (segment_anything, 1-block 64-dim ViT encoder'
+    gen = SamAutomaticMaskGenerator(sam.to(args.device).eval(),
+                                    points_per_side=args.points_per_side,
                                     pred_iou_thresh=0., stability_score_thresh=0.)
-    return gen, ('tiny SAM (segment_anything, 1-block 64-dim ViT encoder, random weights, '
-                 f'{args.points_per_side}x{args.points_per_side} points, thresholds 0)')
+    return gen, (f'{name}, random weights, {args.points_per_side}x{args.points_per_side} '
+                 'points, thresholds 0)')
 
 
 def timed(fns, iters, warmup, device):
@@ -121,16 +131,23 @@ def timed(fns, iters, warmup, device):
     return [float(np.median(ts)) for ts in times]
 
 
-def main():
+def main(argv=None):
+    args = parse_args(argv)
+    apply_trust_checkpoint(args.trust_checkpoint)
     tmp = tempfile.mkdtemp(prefix='bench_sam_priors_')
     try:
-        run(parse_args(), tmp)
+        return run(args, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(args, tmp):
-    """Build, time and print; scratch files (demo images, priors) go to ``tmp``."""
+    """Build, time and print; scratch files (demo images, priors) go to ``tmp``.
+
+    Returns:
+        dict: latencies in ms (``base_ms``, ``spd_ms``, ``spt_ms``, ``sam_ms``), ``spd_ratio``
+        (student / base), ``prior_load_ms`` and ``prior_kib`` of the cache, ``mask_generator``.
+    """
     init_default_scope('mmseg')
     h, w = args.size
     n_img = max(args.prior_samples, 1)
@@ -164,8 +181,8 @@ def run(args, tmp):
             s[0].gt_sam_masks = PixelData(data=torch.from_numpy(masks.astype(np.uint8)))
             return spt.predict(x, s)
 
-        t_spt, = timed([spt_on_the_fly], args.sam_iters, 1, args.device)
-        t_sam = float(np.median(sam_times[1:]))
+        t_spt, = timed([spt_on_the_fly], args.sam_iters, min(args.warmup, 1), args.device)
+        t_sam = float(np.median(sam_times[-args.sam_iters:]))
 
     prior_dir = osp.join(tmp, 'priors')
     key = write_manifest(prior_dir, dict(sam_type=sam_name, img_root=tmp,
@@ -206,7 +223,10 @@ def run(args, tmp):
           f'verified before; first load with hashing {t_load[0] * 1e3:.2f} ms), '
           f'{np.mean(sizes) / 1024:.1f} KiB/image (mean of {len(sizes)}; raw bool masks '
           f'would be {args.num_masks * h * w / 1024:.0f} KiB); masks: {prior_name}')
+    return dict(base_ms=t_base * 1e3, spd_ms=t_spd * 1e3, spd_ratio=t_spd / t_base,
+                spt_ms=t_spt * 1e3, sam_ms=t_sam * 1e3, prior_load_ms=t_load[1] * 1e3,
+                prior_kib=float(np.mean(sizes)) / 1024, mask_generator=sam_name)
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -9,7 +9,9 @@ no weights) with the SCR adapters and counts trainable vs total parameters. ``st
 same architecture with random weights on the GPU and times full training steps (bf16 autocast,
 AdamW on the adapters + conv_in, MSE + 2·LPIPS(VGG16, random weights: timing only) + L_SCL,
 optionally VSD) with and without UNet gradient checkpointing, reporting the mean step time and
-peak allocated memory. Results go to stdout as a table.
+peak allocated memory. Results go to stdout as a table. :func:`step_rows` is the measurement
+(any architecture and device; on the CPU bf16 runs under ``torch.autocast``), used by
+``tools/gpu_check.py`` too.
 """
 import argparse
 import os.path as osp
@@ -23,13 +25,14 @@ import torch  # noqa: E402
 import mmseg_rass  # noqa: E402,F401
 
 
-def build_sd21_restorer(device, gradient_checkpointing=False, scl=True, lpips_path=None,
-                        vsd=False):
-    """SCRRestorer with the SD2.1-base architecture (random init) on ``device``."""
+def build_restorer(device, gradient_checkpointing=False, scl=True, lpips_path=None,
+                   vsd=False, arch='sd21'):
+    """SCRRestorer with the ``arch`` architecture (random init; SD2.1-base by default) on
+    ``device``."""
     from mmseg.registry import MODELS
     with torch.device(device):
         return MODELS.build(
-            dict(type='SCRRestorer', arch='sd21', class_names='CityscapesDataset',
+            dict(type='SCRRestorer', arch=arch, class_names='CityscapesDataset',
                  scl_loss=dict(type='SCLLoss') if scl else None,
                  lpips_weight=2.0 if lpips_path else 0, lpips_path=lpips_path,
                  vsd=dict() if vsd else None,
@@ -45,7 +48,7 @@ def random_vgg16_file(folder):
 
 
 def count_params(_args):
-    model = build_sd21_restorer('meta')
+    model = build_restorer('meta')
     parts = {'UNet (with LoRA)': model.unet, 'VAE': model.vae, 'text encoder': model.text_encoder}
     rows = []
     for name, part in parts.items():
@@ -64,7 +67,9 @@ def count_params(_args):
           f'{conv_in / 1e6:.4f}M; trainable share {100 * rows[-1][1] / rows[-1][2]:.2f}%')
 
 
-def _batch(batch, size):
+def random_batch(batch, size):
+    """``batch`` random uint8 LQ/HQ images of ``size``² (a multiple of 64) with 4 classes of
+    Cityscapes (0, 3, 6, 9) in 64-pixel blocks, packed as the SCR pipeline does."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     gen = torch.Generator().manual_seed(0)
@@ -83,43 +88,74 @@ def _batch(batch, size):
     return dict(inputs=inputs, data_samples=samples)
 
 
+def step_rows(device='cuda', arch='sd21', batch=4, size=512, steps=10, warmup=3, scl=True,
+              lpips=True, vsd=False):
+    """Mean bf16 training-step time and peak memory without and with gradient checkpointing.
+
+    On CUDA the step runs as the configs train (``AmpOptimWrapper``, bf16) and the peak is
+    ``torch.cuda.max_memory_allocated``; on the CPU under ``torch.autocast(bfloat16)`` with a
+    plain ``OptimWrapper`` (mmengine's AMP wrapper needs a GPU) and no peak.
+
+    Returns:
+        list[dict]: per setting ``gradient_checkpointing``, ``step_s`` and ``peak_gib``
+        (None on the CPU, or both None when the step ran out of memory).
+    """
+    import contextlib
+    import tempfile
+
+    from mmengine.optim import AmpOptimWrapper, OptimWrapper
+    cuda = torch.device(device).type == 'cuda'
+    lpips_path = random_vgg16_file(tempfile.mkdtemp(prefix='benchmark_scr_')) if lpips else None
+    data = random_batch(batch, size)
+    rows = []
+    for checkpointing in (False, True):
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        model = build_restorer(device, checkpointing, scl=scl, lpips_path=lpips_path, vsd=vsd,
+                               arch=arch).train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        optim = (AmpOptimWrapper(optimizer=torch.optim.AdamW(params, lr=5e-5), dtype='bfloat16')
+                 if cuda else OptimWrapper(torch.optim.AdamW(params, lr=5e-5)))
+        amp = (contextlib.nullcontext() if cuda else
+               torch.autocast(torch.device(device).type, dtype=torch.bfloat16))
+        row = dict(gradient_checkpointing=checkpointing, step_s=None, peak_gib=None)
+        try:
+            with amp:
+                for _ in range(warmup):
+                    model.train_step(data, optim)
+                _sync(device)
+                start = time.perf_counter()
+                for _ in range(steps):
+                    model.train_step(data, optim)
+                _sync(device)
+            row['step_s'] = (time.perf_counter() - start) / steps
+            row['peak_gib'] = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+        except torch.cuda.OutOfMemoryError:
+            row['out_of_memory'] = True
+        rows.append(row)
+        del model, optim
+    return rows
+
+
+def _sync(device):
+    if torch.device(device).type == 'cuda':
+        torch.cuda.synchronize()
+
+
 def time_steps(args):
-    from mmengine.optim import AmpOptimWrapper
     if not torch.cuda.is_available():
         raise SystemExit('benchmark_scr.py step needs a CUDA GPU (none found); '
                          '`params` runs anywhere')
-    import tempfile
     print(f'GPU: {torch.cuda.get_device_name()} | batch {args.batch} | {args.size}² | bf16 '
           f'autocast | L_SCL {"off" if args.no_scl else "on"} | LPIPS '
           f'{"off" if args.no_lpips else "on"} | VSD {"on" if args.vsd else "off"}')
-    folder = tempfile.mkdtemp(prefix='benchmark_scr_')
-    lpips_path = None if args.no_lpips else random_vgg16_file(folder)
     print('| gradient checkpointing | step time (s) | peak memory (GiB) |\n|---|---:|---:|')
-    for checkpointing in (False, True):
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        model = build_sd21_restorer('cuda', checkpointing, scl=not args.no_scl,
-                                    lpips_path=lpips_path, vsd=args.vsd)
-        model.train()
-        optim = AmpOptimWrapper(
-            optimizer=torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                        lr=5e-5), dtype='bfloat16')
-        data = _batch(args.batch, args.size)
-        try:
-            for _ in range(args.warmup):
-                model.train_step(data, optim)
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                model.train_step(data, optim)
-            torch.cuda.synchronize()
-            step = (time.perf_counter() - start) / args.steps
-            peak = torch.cuda.max_memory_allocated() / 2**30
-            print(f'| {"on" if checkpointing else "off"} | {step:.3f} | {peak:.1f} |')
-        except torch.cuda.OutOfMemoryError:
-            print(f'| {"on" if checkpointing else "off"} | out of memory | - |')
-        del model, optim
-        sys.stdout.flush()
+    for row in step_rows('cuda', 'sd21', args.batch, args.size, args.steps, args.warmup,
+                         scl=not args.no_scl, lpips=not args.no_lpips, vsd=args.vsd):
+        ckpt = 'on' if row['gradient_checkpointing'] else 'off'
+        print(f'| {ckpt} | out of memory | - |' if row['step_s'] is None else
+              f'| {ckpt} | {row["step_s"]:.3f} | {row["peak_gib"]:.1f} |')
 
 
 def main(argv=None):

@@ -128,22 +128,32 @@ def run_cpu(args):
         print(f'| {steps} | ' + ' | '.join(f'{c:.3f}' for c in cells) + ' |')
 
 
+def train_and_sample_times(config=SD21, device='cuda', batch_size=2, size=512, iters=3,
+                 steps=(4, 20), amp_dtype=torch.bfloat16):
+    """Training step (s, with peak GiB on CUDA) and per-image sampling time per step count of
+    ``config``'s model (SD2.1-base by default) on ``device`` under ``amp_dtype`` autocast."""
+    model = build(config, device)
+    data = batch(batch_size, size, size, model.num_classes)
+    if device == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    step = time_train_step(model, data, iters, device, amp_dtype)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device == 'cuda' else None
+    image = torch.rand(1, 3, size, size, device=device) * 2 - 1
+    sampling = {n: time_sampling(model, image, n, iters, device, amp_dtype) for n in steps}
+    return dict(train_step_s=step, peak_gib=peak, sampling_s=sampling)
+
+
 def run_gpu(args):
     if not torch.cuda.is_available():
         raise SystemExit('benchmark_segsr.py gpu needs a CUDA GPU (none found); `cpu` runs '
                          'anywhere')
-    model = build(SD21, 'cuda')
     print(f'GPU: {torch.cuda.get_device_name()} | SD2.1-base SRDM (LoRA) + MiT-B2 SegDM + DMB | '
           f'batch {args.batch} | {args.size}² | bf16 autocast\n')
-    data = batch(args.batch, args.size, args.size, model.num_classes)
-    torch.cuda.reset_peak_memory_stats()
-    step = time_train_step(model, data, args.iters, 'cuda', torch.bfloat16)
-    peak = torch.cuda.max_memory_allocated() / 2**30
-    print(f'| train step (s) | peak memory (GiB) |\n|---:|---:|\n| {step:.3f} | {peak:.1f} |\n')
-    image = torch.rand(1, 3, args.size, args.size, device='cuda') * 2 - 1
+    out = train_and_sample_times(SD21, 'cuda', args.batch, args.size, args.iters)
+    print(f'| train step (s) | peak memory (GiB) |\n|---:|---:|\n| {out["train_step_s"]:.3f} | '
+          f'{out["peak_gib"]:.1f} |\n')
     print('| reverse steps | sampling (s / image) |\n|---:|---:|')
-    for steps in (4, 20):
-        seconds = time_sampling(model, image, steps, args.iters, 'cuda', torch.bfloat16)
+    for steps, seconds in out['sampling_s'].items():
         print(f'| {steps} | {seconds:.3f} |')
 
 

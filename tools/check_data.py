@@ -20,6 +20,8 @@ from mmengine.registry import init_default_scope  # noqa: E402
 
 from mmseg_rass.datasets.data_check import (DATA_CHECK_ENV, MODES, DataCheckError,  # noqa: E402
                                             check_dataset)
+from mmseg_rass.errors import InputNotFoundError  # noqa: E402
+from mmseg_rass.tools_entry import run_cli  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -53,7 +55,7 @@ def main(argv=None):
     from mmseg.registry import DATASETS
     args = parse_args(argv)
     if not osp.isfile(args.config):
-        raise SystemExit(f'error: config file {args.config} does not exist')
+        raise InputNotFoundError(f'config file {args.config} does not exist')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -72,7 +74,9 @@ def main(argv=None):
         try:
             dataset = build_unchecked(DATASETS, loader.dataset)
             count = check_dataset(dataset, mode=args.mode)
-            print(f'{split}: {count} samples OK ({args.mode} check)')
+            print(f'{split}: {count} samples OK ({args.mode} check)' if count else
+                  f'{split}: nothing checked (no LoadImageFromFile / LoadAnnotations in the '
+                  'pipeline: other loaders are not judged)')
         except (DataCheckError, FileNotFoundError) as e:
             failed += 1
             print(f'{split}: {e}')
@@ -80,4 +84,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(1 if main() else 0)
+    sys.exit(1 if run_cli(main) else 0)

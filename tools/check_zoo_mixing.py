@@ -1,11 +1,12 @@
 """Mix the plug-in's methods into real mmseg model-zoo configs and train one step on CPU.
 
-For each model-zoo family (the configs shipped inside mmseg 1.2.2's wheel, ``mmseg::...``):
+For each model-zoo family (the configs shipped inside mmseg 1.2.2's wheel, ``mmseg::...``) the
+config ``tools/mix_config.py`` writes (``mmseg_rass.mixing``: derived from the zoo model):
 
-* **RASS**: the documented edit of ``docs/rass.md`` (swap in a ``RASSBackbone`` with the tiny
-  random Stable Diffusion, set the head widths, [-1, 1] input, one-line optimizer
-  constructor), build, the config's own optimizer (its constructor replaced by
-  ``RASSOptimWrapperConstructor``, its ``paramwise_cfg`` kept), one training step;
+* **RASS**: a ``RASSBackbone`` with the tiny random Stable Diffusion, the heads' widths,
+  [-1, 1] input, one-line optimizer constructor; build, the config's own optimizer (its
+  constructor replaced by ``RASSOptimWrapperConstructor``, its ``paramwise_cfg`` kept), one
+  training step;
 * **SPT**: ``SPTNeck`` on the frozen zoo model (``SAMPriorEncoderDecoder``), one step;
 * **SPD**: the zoo model as the student of ``SAMDistillEncoderDecoder`` with an SPF teacher
   (``SAMDistillTeacher``, random VGG for SGR), one step of student and teacher.
@@ -14,7 +15,7 @@ Each check asserts a finite loss, that every trainable parameter of the backbone
 the SPT neck (SPT) or of the student and teacher (SPD) received a finite gradient, that
 nothing frozen is in the optimizer, and counts the warnings logged while building the
 optimizer. CPU-only adaptations that are not part of the edit: SyncBN → BN, AmpOptimWrapper →
-OptimWrapper, 64×128 inputs, random weights (no downloads). ``docs/rass.md`` and
+OptimWrapper, 64×128 inputs, random weights (no downloads; SGR's VGG random). ``docs/rass.md`` and
 ``docs/sam_priors.md`` hold the table this prints.
 
     python tools/check_zoo_mixing.py                        # every family, every method
@@ -47,146 +48,65 @@ from mmengine.structures import PixelData  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
 
+from mmseg_rass.mixing import head_levels, mix_config, read_levels  # noqa: E402
+from mmseg_rass.tools_entry import run_cli  # noqa: E402
+
 C = 64  # RASS out_channels with the tiny Stable Diffusion
 SIZE = (64, 128)  # input size of the training step (the tiny UNet's bottom then has 2 tokens)
-HEADER = ("_base_ = 'mmseg::{config}'\n"
-          "custom_imports = dict(imports=['mmseg_rass'], allow_failed_imports=False)\n")
-PREPROCESSOR = 'data_preprocessor=dict(mean=[127.5] * 3, std=[127.5] * 3)'
-OPTIM = "optim_wrapper = dict(constructor='RASSOptimWrapperConstructor')\n"
-
-
-def rass_backbone(**extra):
-    """Config text of the tiny RASS backbone (``extra`` keyword arguments appended)."""
-    args = ''.join(f', {k}={v!r}' for k, v in extra.items())
-    return f"backbone=dict(_delete_=True, type='RASSBackbone', arch='tiny', out_channels={C}{args})"
 
 
 @dataclass
 class Family:
-    """A model-zoo family: its config (relative to mmseg's config folder) and the edits."""
+    """A model-zoo family: its config (relative to mmseg's config folder) and the methods the
+    sweep mixes into it (RASS always)."""
     name: str
     config: str
-    rass: str = None  # model/optim edit for the RASS backbone (config text)
-    spt_channels: list = None  # backbone output channels (SPT neck widths); None: no SPT check
-    spd_channels: list = None  # channels the SPD teacher's SPF neck sees; None: no SPD check
-    note: str = ''  # what the RASS edit does besides the backbone swap and head widths
+    spt: bool = False
+    spd: bool = False
+    backbone_strides: tuple = None  # a backbone whose package is not installed here
 
 
-def _rass(*model_lines, optim=True):
-    body = ',\n    '.join([PREPROCESSOR, *model_lines])
-    return f'model = dict(\n    {body})\n' + (OPTIM if optim else '')
-
-
-def _ocr_heads():
-    """OCRNet's two cascade heads restated (mmengine cannot merge into list items)."""
-    common = (f"in_channels=[{C}] * 4, in_index=(0, 1, 2, 3),\n"
-              "             input_transform='resize_concat', num_classes=19,\n"
-              "             norm_cfg=dict(type='SyncBN', requires_grad=True), align_corners=False,")
-    return ('decode_head=[\n'
-            f"        dict(type='FCNHead', {common}\n"
-            f"             channels={4 * C}, kernel_size=1, num_convs=1, concat_input=False,\n"
-            "             dropout_ratio=-1, loss_decode=dict(\n"
-            "                 type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),\n"
-            f"        dict(type='OCRHead', {common}\n"
-            "             channels=512, ocr_channels=256, dropout_ratio=-1, loss_decode=dict(\n"
-            "                 type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0))]")
-
-
-R50 = [256, 512, 1024, 2048]
 FAMILIES = [
     Family('segformer', 'segformer/segformer_mit-b0_8xb1-160k_cityscapes-1024x1024.py',
-           _rass(rass_backbone(), f'decode_head=dict(in_channels=[{C}] * 4)'),
-           spt_channels=[32, 64, 160, 256], spd_channels=[32, 64, 160, 256],
-           note='-'),
+           spt=True, spd=True),
     Family('deeplabv3plus', 'deeplabv3plus/deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py',
-           _rass(rass_backbone(out_strides=(4, 8, 8, 8)),
-                 f'decode_head=dict(in_channels={C}, c1_in_channels={C})',
-                 f'auxiliary_head=dict(in_channels={C})'),
-           spt_channels=R50, spd_channels=R50,
-           note='out_strides (4, 8, 8, 8); c1_in_channels; aux head'),
-    Family('pspnet', 'pspnet/pspnet_r50-d8_4xb2-80k_cityscapes-512x1024.py',
-           _rass(rass_backbone(out_strides=(8, 8, 8, 8)), f'decode_head=dict(in_channels={C})',
-                 f'auxiliary_head=dict(in_channels={C})'),
-           spt_channels=R50, spd_channels=R50,
-           note='out_strides (8, 8, 8, 8); aux head'),
-    Family('upernet_r50', 'upernet/upernet_r50_4xb2-80k_cityscapes-512x1024.py',
-           _rass(rass_backbone(), f'decode_head=dict(in_channels=[{C}] * 4)',
-                 f'auxiliary_head=dict(in_channels={C})'),
-           spd_channels=R50, note='aux head'),
+           spt=True, spd=True),
+    Family('pspnet', 'pspnet/pspnet_r50-d8_4xb2-80k_cityscapes-512x1024.py', spt=True,
+           spd=True),
+    Family('upernet_r50', 'upernet/upernet_r50_4xb2-80k_cityscapes-512x1024.py', spd=True),
     Family('upernet_convnext', 'convnext/convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512.py',
-           _rass(rass_backbone(), f'decode_head=dict(in_channels=[{C}] * 4)',
-                 f'auxiliary_head=dict(in_channels={C})'),
-           note='aux head; custom_imports drops mmpretrain'),
+           backbone_strides=(4, 8, 16, 32)),  # mmpretrain's ConvNeXt: not installed here
     Family('upernet_swin',
            'swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py',
-           _rass(rass_backbone(), f'decode_head=dict(in_channels=[{C}] * 4)',
-                 f'auxiliary_head=dict(in_channels={C})'),
-           spt_channels=[96, 192, 384, 768],
-           note='aux head'),
-    Family('ocrnet', 'ocrnet/ocrnet_hr18_4xb2-80k_cityscapes-512x1024.py',
-           _rass(rass_backbone(), _ocr_heads()),
-           note='both cascade heads restated (a list)'),
-    Family('sem_fpn', 'sem_fpn/fpn_r50_4xb2-80k_cityscapes-512x1024.py',
-           _rass(rass_backbone(), f'neck=dict(in_channels=[{C}] * 4)'),
-           spd_channels=[256] * 4, note='FPN neck in_channels'),
-    Family('knet', 'knet/knet-s3_r50-d8_upernet_8xb2-adamw-80k_ade20k-512x512.py',
-           _rass(rass_backbone(),
-                 f'decode_head=dict(kernel_generate_head=dict(in_channels=[{C}] * 4))',
-                 f'auxiliary_head=dict(in_channels={C})'),
-           note='kernel_generate_head in_channels; aux head'),
-    Family('segnext', 'segnext/segnext_mscan-t_1xb16-adamw-160k_ade20k-512x512.py',
-           _rass(rass_backbone(out_strides=(8, 16, 32)),
-                 f'decode_head=dict(in_channels=[{C}] * 3, in_index=[0, 1, 2])'),
-           spt_channels=[32, 64, 160, 256],
-           note='out_strides (8, 16, 32), in_index [0, 1, 2]'),
-    Family('mask2former', 'mask2former/mask2former_r50_8xb2-90k_cityscapes-512x1024.py',
-           _rass(rass_backbone(), f'decode_head=dict(in_channels=[{C}] * 4)'),
-           note='needs mmdet'),
-    Family('beit', 'beit/beit-base_upernet_8xb2-160k_ade20k-640x640.py',
-           _rass(rass_backbone(), 'neck=None', f'decode_head=dict(in_channels=[{C}] * 4)',
-                 f'auxiliary_head=dict(in_channels={C})'),
-           note='neck=None (Feature2Pyramid); aux head'),
-    Family('twins', 'twins/twins_svt-s_uperhead_8xb2-160k_ade20k-512x512.py',
-           _rass(rass_backbone(), f'decode_head=dict(in_channels=[{C}] * 4)',
-                 f'auxiliary_head=dict(in_channels={C})'),
-           note='aux head'),
+           spt=True),
+    Family('ocrnet', 'ocrnet/ocrnet_hr18_4xb2-80k_cityscapes-512x1024.py'),
+    Family('sem_fpn', 'sem_fpn/fpn_r50_4xb2-80k_cityscapes-512x1024.py', spd=True),
+    Family('knet', 'knet/knet-s3_r50-d8_upernet_8xb2-adamw-80k_ade20k-512x512.py'),
+    Family('segnext', 'segnext/segnext_mscan-t_1xb16-adamw-160k_ade20k-512x512.py', spt=True),
+    Family('mask2former', 'mask2former/mask2former_r50_8xb2-90k_cityscapes-512x1024.py'),
+    Family('beit', 'beit/beit-base_upernet_8xb2-160k_ade20k-640x640.py'),
+    Family('twins', 'twins/twins_svt-s_uperhead_8xb2-160k_ade20k-512x512.py'),
 ]
 FAMILY_BY_NAME = {f.name: f for f in FAMILIES}
 METHODS = ('rass', 'spt', 'spd')
 
 
-def spt_edit(family):
-    """Config text: SPT units on the frozen zoo model (weights come from ``load_from``)."""
-    return ('model = dict(\n'
-            "    type='SAMPriorEncoderDecoder', trainable_modules=['neck'], pretrained=None,\n"
-            '    backbone=dict(init_cfg=None),\n'
-            f"    neck=dict(type='SPTNeck', in_channels={family.spt_channels}, "
-            'hidden_channels=16))\n' + OPTIM +
-            "load_from = None  # the zoo model's checkpoint (random weights here)\n")
+def has_check(method, family):
+    """Whether ``family`` is checked with ``method`` (RASS: every family)."""
+    return method == 'rass' or bool(getattr(family, method))
 
 
-def spd_edit(family):
-    """Config text: the zoo model as the SPD student, an SPF teacher with a copy of its head."""
-    return ('model = dict(type=\'SAMDistillEncoderDecoder\', pretrained=None,\n'
-            '             backbone=dict(init_cfg=None))\n'
-            'custom_hooks = [dict(\n'
-            "    type='SAMDistillHook',\n"
-            "    teacher=dict(type='SAMDistillTeacher',\n"
-            f"                 neck=dict(type='SPFNeck', in_channels={family.spd_channels}),\n"
-            '                 decode_head={{_base_.model.decode_head}},\n'
-            "                 spd_loss=dict(type='SPDLoss', loss_weight=0.005),\n"
-            "                 sgr_loss=dict(type='SGRLoss', loss_weight=200.,\n"
-            '                               random_init_vgg=True, layer_ids=(3, 8))),\n'
-            "    optim_wrapper=dict(optimizer=dict(type='AdamW', lr=6e-5, weight_decay=0.01)))]\n")
+def mixed(method, family):
+    """The config ``tools/mix_config.py`` writes for ``family`` (tiny random SD for RASS)."""
+    if not has_check(method, family):
+        raise KeyError(f'{family.name} has no {method} check')
+    return mix_config(f'mmseg::{family.config}', method, arch='tiny', out_channels=C,
+                      backbone_strides=family.backbone_strides)
 
 
 def config_text(method, family):
-    """The whole config file a user writes: header + the method's edit."""
-    edit = dict(rass=family.rass, spt=spt_edit(family) if family.spt_channels else None,
-                spd=spd_edit(family) if family.spd_channels else None)[method]
-    if edit is None:
-        raise KeyError(f'{family.name} has no {method} check')
-    return HEADER.format(config=family.config) + edit
+    """The whole config file a user gets from tools/mix_config.py."""
+    return mixed(method, family).text
 
 
 def zoo_recipe(family):
@@ -223,7 +143,8 @@ class _LogCounter(logging.Handler):
 
 
 def load_cpu_config(text, work_dir):
-    """Write and load a config; apply the CPU-only adaptations (not part of the edit)."""
+    """Write and load a config; apply the CPU-only adaptations (not part of the edit): 64×128
+    inputs, no AMP, SPD's SGR loss on a random VGG (no weights here)."""
     path = osp.join(work_dir, 'mixed_config.py')
     with open(path, 'w', encoding='utf-8') as f:
         f.write(text)
@@ -234,6 +155,10 @@ def load_cpu_config(text, work_dir):
         optim.type = 'OptimWrapper'
         for key in ('loss_scale', 'dtype'):
             optim.pop(key, None)
+    for hook in cfg.get('custom_hooks') or []:
+        if hook.get('type') == 'SAMDistillHook':
+            hook.teacher.sgr_loss = dict(type='SGRLoss', loss_weight=200.,
+                                         random_init_vgg=True, layer_ids=(3, 8))
     return cfg
 
 
@@ -339,8 +264,8 @@ def _build(cfg, log):
 
 def check(method, family, work_dir):
     """Run one check; return a result row (dict). Raises AssertionError on a failed check."""
-    text = config_text(method, family)
-    cfg = load_cpu_config(text, work_dir)
+    mix = mixed(method, family)
+    cfg = load_cpu_config(mix.text, work_dir)
     log = _LogCounter()
     logger = MMLogger.get_current_instance()
     logger.addHandler(log)
@@ -349,7 +274,8 @@ def check(method, family, work_dir):
         model, optim_wrapper, n_warn = _build(cfg, log)
         num_classes = model.decode_head[-1].num_classes if isinstance(
             model.decode_head, torch.nn.ModuleList) else model.decode_head.num_classes
-        row = dict(method=method, family=family.name, config=family.config, note=family.note,
+        row = dict(method=method, family=family.name, config=family.config,
+                   note='; '.join(mix.notes) or '-',
                    constructor=cfg.optim_wrapper.get('constructor', 'default'),
                    recipe=zoo_recipe(family), optim_warnings=n_warn)
         if method == 'rass':
@@ -397,34 +323,11 @@ def _step_rass(model, optim_wrapper, num_classes):
                 trainable=n)
 
 
-def _head_levels(head):
-    """Indices of the feature levels a decode head reads (None: every level)."""
-    inner = getattr(head, 'kernel_generate_head', head)
-    index = getattr(inner, 'in_index', None)
-    if index is None:
-        return None
-    read = {index} if isinstance(index, int) else set(index)
-    if getattr(inner, 'c1_bottleneck', None) is not None:  # DeepLabV3+ also reads inputs[0]
-        read.add(0)
-    return read
-
-
-def _read_levels(model):
-    """Indices of the backbone outputs some head reads (None: every level)."""
-    read = set()
-    for head in _heads(model):
-        levels = _head_levels(head)
-        if levels is None:
-            return None
-        read |= levels
-    return read
-
-
 def _step_spt(model, optim_wrapper, num_classes):
     _, in_optim, trainable = _optimizer_summary(optim_wrapper, model)
     neck = {id(p) for p in model.neck.parameters()}
     assert in_optim == trainable == neck, 'the optimizer must hold exactly the SPT units'
-    read = _read_levels(model)
+    read = read_levels(_heads(model))
     units = [(i, u) for i, u in enumerate(model.neck.units) if read is None or i in read]
     data = make_batch(num_classes, num_masks=4)
     loss, _ = backward(model, optim_wrapper, data)
@@ -450,7 +353,7 @@ def _step_spt(model, optim_wrapper, num_classes):
 
 
 def _step_spd(cfg, model, optim_wrapper, num_classes):
-    hook = cfg.custom_hooks[0]
+    hook = next(h for h in cfg.custom_hooks if h.type == 'SAMDistillHook')
     teacher = MODELS.build(copy.deepcopy(hook.teacher))
     teacher.init_weights()
     teacher = revert_sync_batchnorm(teacher).train()
@@ -461,7 +364,7 @@ def _step_spd(cfg, model, optim_wrapper, num_classes):
     problems = _grad_problems(model.named_parameters(), allow_zero=True)
     # The SPF units chain fine to coarse; the output gate of a level the head does not read
     # gets no gradient.
-    read = _head_levels(teacher.decode_head)
+    read = head_levels(teacher.decode_head)
     unread = tuple(f'neck.units.{i}.gate.' for i in range(len(teacher.neck.units))
                    if read is not None and i not in read)
     problems += ['teacher.' + n for n in _grad_problems(teacher.named_parameters())
@@ -482,11 +385,7 @@ def run(methods=METHODS, families=None, verbose=False):
     MMLogger.get_instance('check_zoo_mixing', log_level='WARNING')  # no per-parameter INFO lines
     for method in methods:
         for family in FAMILIES:
-            if families and family.name not in families:
-                continue
-            try:
-                config_text(method, family)
-            except KeyError:
+            if (families and family.name not in families) or not has_check(method, family):
                 continue
             with tempfile.TemporaryDirectory() as work_dir:
                 try:
@@ -495,7 +394,7 @@ def run(methods=METHODS, families=None, verbose=False):
                     if verbose:
                         traceback.print_exc()
                     row = dict(method=method, family=family.name, config=family.config,
-                               note=family.note, error=f'{type(e).__name__}: {e}'[:300])
+                               error=f'{type(e).__name__}: {e}'[:300])
             rows.append(row)
             status = 'FAIL ' + row['error'] if 'error' in row else f'ok ({row["seconds"]} s)'
             print(f'[{method}] {family.name}: {status}', flush=True)
@@ -544,19 +443,22 @@ def parse_args(argv=None):
                         help='print the config file of one check and exit')
     parser.add_argument('--out', help='also write the Markdown table to this file')
     parser.add_argument('--verbose', action='store_true', help='print tracebacks of failures')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.show_edit:
+        method, name = args.show_edit
+        if method not in METHODS or name not in FAMILY_BY_NAME:
+            parser.error(f'--show-edit: choose METHOD from {", ".join(METHODS)} and FAMILY from '
+                         f'{", ".join(sorted(FAMILY_BY_NAME))}')
+        if not has_check(method, FAMILY_BY_NAME[name]):
+            parser.error(f'--show-edit: {name} has no {method} check')
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.show_edit:
         method, name = args.show_edit
-        if method not in METHODS or name not in FAMILY_BY_NAME:
-            sys.exit(f'choose METHOD from {METHODS} and FAMILY from {sorted(FAMILY_BY_NAME)}')
-        try:
-            print(config_text(method, FAMILY_BY_NAME[name]))
-        except KeyError as e:
-            sys.exit(str(e.args[0]))
+        print(config_text(method, FAMILY_BY_NAME[name]))
         return
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     rows = run(args.methods, args.families, args.verbose)
@@ -571,4 +473,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -20,7 +20,8 @@ import mmseg_rass  # noqa: E402,F401  (applies compat)
 from mmseg_rass.converters import convert_osediff_lora, load_reference_checkpoint  # noqa: E402
 from mmseg_rass.converters.osediff_lora import verify_scr_lora  # noqa: E402
 from mmseg_rass.lora import write_scr_lora  # noqa: E402
-from mmseg_rass.tools_entry import add_trust_checkpoint_argument, apply_trust_checkpoint  # noqa: E402
+from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
+                                    apply_trust_checkpoint, run_cli)
 
 
 def parse_args(argv=None):
@@ -48,4 +49,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -18,7 +18,8 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_rass  # noqa: E402,F401  (applies compat, registers components)
-from mmseg_rass.tools_entry import add_trust_checkpoint_argument, apply_trust_checkpoint  # noqa: E402
+from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
+                                    apply_trust_checkpoint, run_cli)
 
 DEFAULT_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                           'configs/rass/rass_mask2former_ade20k_lq.py')
@@ -42,9 +43,12 @@ def build_target(config, arch='sd21'):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
+
+    from mmseg_rass.models.prompts import drop_tag_prompts
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     cfg.model.backbone.update(pretrained_model_path=None, arch=arch, scr_lora=None)
+    drop_tag_prompts(cfg.model.backbone)  # no tensors in prompts: no tag cache needed here
     with torch.device('meta'):
         return MODELS.build(cfg.model)
 
@@ -84,4 +88,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -17,13 +17,13 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_rass  # noqa: E402,F401  (applies compat, registers SCRRestorer)
-from mmseg_rass.compat import UntrustedCheckpointError  # noqa: E402
-from mmseg_rass.tools_entry import add_trust_checkpoint_argument, apply_trust_checkpoint  # noqa: E402
+from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
+                                    apply_trust_checkpoint, run_cli)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('checkpoint', help='SCR checkpoint written by tools/train.py')
+    parser.add_argument('checkpoint', help='SCR checkpoint written by tools/train.py (or URL)')
     parser.add_argument('out', help='output .safetensors file')
     parser.add_argument('--config', help='config of the run (default: the one in the checkpoint)')
     add_trust_checkpoint_argument(parser)
@@ -34,10 +34,10 @@ def export(checkpoint, out, config=None):
     """Build the SCR restorer of ``config``, load ``checkpoint`` and write its LoRA to ``out``."""
     from mmengine.config import Config
     from mmengine.runner import load_checkpoint
+    from mmengine.runner.checkpoint import _load_checkpoint
     from mmseg.registry import MODELS
-    from mmseg_rass.compat import load_local_checkpoint
 
-    ckpt = load_local_checkpoint(checkpoint, map_location='cpu')
+    ckpt = _load_checkpoint(checkpoint, map_location='cpu')  # a file or URL, loaded safely
     if config is not None:
         cfg = Config.fromfile(config)
     elif 'cfg' in ckpt.get('meta', {}):
@@ -57,12 +57,9 @@ def export(checkpoint, out, config=None):
 def main(argv=None):
     args = parse_args(argv)
     apply_trust_checkpoint(args.trust_checkpoint)
-    try:
-        export(args.checkpoint, args.out, args.config)
-    except UntrustedCheckpointError as e:
-        raise SystemExit(f'error: {e}') from None
+    export(args.checkpoint, args.out, args.config)
     print(f'wrote {args.out}')
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

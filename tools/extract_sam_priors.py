@@ -31,9 +31,12 @@ import mmseg_rass  # noqa: E402,F401  (applies compat, registers components)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
+from mmseg_rass.errors import ConfigError, InputNotFoundError, ParameterError  # noqa: E402
 from mmseg_rass.sam import (DEFAULT_GENERATOR_SETTINGS, SAM_MODEL_TYPES,  # noqa: E402
                             RestorerPriorSource, StandInMaskGenerator, build_sam_mask_generator,
                             extract_sam_priors, file_sha256)
+from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
+                                    apply_trust_checkpoint, run_cli)
 
 
 def parse_shard(text):
@@ -72,7 +75,9 @@ def parse_args(argv=None):
     parser.add_argument('--restorer-config',
                         help='config whose model is a restorer or has a restorer entry '
                         '(e.g. configs/rass/restore_then_segment_demo.py)')
-    parser.add_argument('--restorer-checkpoint', help='restorer weights (mmengine checkpoint)')
+    parser.add_argument('--restorer-checkpoint', help='restorer weights (mmengine checkpoint '
+                        'file or URL)')
+    add_trust_checkpoint_argument(parser)
     parser.add_argument('--clean-priors', action='store_true',
                         help='allow a pipeline without Degrade (priors of undegraded images)')
     parser.add_argument('--shard', type=parse_shard, default=(0, 1), help='i/n')
@@ -101,35 +106,31 @@ def build_generator(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    apply_trust_checkpoint(args.trust_checkpoint)
     if not osp.isfile(args.config):
-        sys.exit(f'config {args.config} not found')
+        raise InputNotFoundError(f'config {args.config} not found')
     if (args.prior_source == 'restorer') != bool(args.restorer_config):
-        sys.exit('error: --prior-source restorer and --restorer-config go together')
+        raise ParameterError('--prior-source restorer and --restorer-config go together')
     if args.restorer_checkpoint and not args.restorer_config:
-        sys.exit('error: --restorer-checkpoint needs --prior-source restorer --restorer-config')
+        raise ParameterError('--restorer-checkpoint needs --prior-source restorer '
+                             '--restorer-config')
     if args.restorer_config and not osp.isfile(args.restorer_config):
-        sys.exit(f'error: restorer config {args.restorer_config} not found')
+        raise InputNotFoundError(f'restorer config {args.restorer_config} not found')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     key = f'{args.split}_dataloader'
     if key not in cfg:
-        sys.exit(f'{args.config} has no {key}: choose another --split')
-    try:
-        generator, info = build_generator(args)
-        source = None
-        if args.prior_source == 'restorer':
-            source = RestorerPriorSource.from_config(args.restorer_config,
-                                                     args.restorer_checkpoint, args.device)
-    except FileNotFoundError as e:
-        sys.exit(f'error: {e}')
-    try:
-        counts = extract_sam_priors(cfg[key]['dataset'].to_dict(), args.out, generator, info,
-                                    args.num_masks, args.shard, progress=not args.no_progress,
-                                    clean_priors=args.clean_priors, prior_source=source)
-    except ValueError as e:
-        sys.exit(f'error: {e}')
+        raise ConfigError(f'{args.config} has no {key}: choose another --split')
+    generator, info = build_generator(args)
+    source = None
+    if args.prior_source == 'restorer':
+        source = RestorerPriorSource.from_config(args.restorer_config, args.restorer_checkpoint,
+                                                 args.device)
+    counts = extract_sam_priors(cfg[key]['dataset'].to_dict(), args.out, generator, info,
+                                args.num_masks, args.shard, progress=not args.no_progress,
+                                clean_priors=args.clean_priors, prior_source=source)
     print(f'SAM priors in {args.out}: {counts["done"]} written ({counts["replaced"]} of them '
           f'replaced stale or broken files, {counts["empty"]} without any mask), '
           f'{counts["skipped"]} already current, {counts["total"]} in shard '
@@ -137,4 +138,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -27,7 +27,11 @@ from mmengine.runner import Runner, load_checkpoint  # noqa: E402
 from mmseg.evaluation import IoUMetric  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 
+from mmseg_rass.errors import (CheckpointNotFoundError, ConfigError,  # noqa: E402
+                               InputNotFoundError, ParameterError)
 from mmseg_rass.evaluation.restoration_metric import psnr, ssim  # noqa: E402
+from mmseg_rass.tools_entry import (add_trust_checkpoint_argument,  # noqa: E402
+                                    apply_trust_checkpoint, is_url, run_cli)
 from mmseg_rass.models.restorers.scr_data_preprocessor import to_uint8_range  # noqa: E402
 
 
@@ -66,7 +70,8 @@ def evaluate(name, config, checkpoint, num_steps, cfg_options=None, max_images=N
 
     Returns:
         dict: ``name``, ``bridge`` (bool), ``timesteps``, ``rows`` (one per step, then
-        ``final``), ``lq_psnr`` / ``lq_ssim`` (the LQ input against the HQ image).
+        ``final``), ``lq_psnr`` / ``lq_ssim`` (the LQ input, bicubically upsampled to the
+        output size when ``model.scale`` > 1, against the HQ image).
     """
     cfg = Config.fromfile(config)
     if cfg_options:
@@ -74,7 +79,8 @@ def evaluate(name, config, checkpoint, num_steps, cfg_options=None, max_images=N
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(cfg.model)
     if type(model).__name__ != 'SegSR':
-        raise SystemExit(f'error: {config} builds {type(model).__name__}, not SegSR')
+        raise ConfigError(f'{config} builds {type(model).__name__}, not SegSR: pass a SegSR '
+                          'config (configs/segsr/)')
     load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     model.eval()
     loader_cfg = copy.deepcopy(cfg.test_dataloader)
@@ -91,27 +97,30 @@ def evaluate(name, config, checkpoint, num_steps, cfg_options=None, max_images=N
         inputs, samples = data['inputs'], data['data_samples']
         for sample in samples:
             if 'gt_sem_seg' not in sample or 'gt_hq_img' not in sample:
-                raise SystemExit('error: the test pipeline must load annotations and keep the HQ '
-                                 'image (Degrade(keep_hq=True) + PackRestorationInputs)')
+                raise ConfigError(f'the test pipeline of {config} must load annotations and '
+                                  'keep the HQ image (Degrade(keep_hq=True) + '
+                                  'PackRestorationInputs)')
+        scale = model.scale  # x4: outputs at 4 x the LQ input, which is bicubically upsampled
         with torch.no_grad():
             out = model.sample(inputs, num_steps=num_steps, return_steps=True)
             steps = out['steps']
             timesteps = [s['timestep'] for s in steps]
-            stages = [(f'step {k + 1}', s['seg_logits'],
-                       model.decode_latent(s['latent0'], *inputs.shape[-2:]))
+            size = (scale * inputs.shape[-2], scale * inputs.shape[-1])
+            stages = [(f'step {k + 1}', s['seg_logits'], model.decode_latent(s['latent0'], *size))
                       for k, s in enumerate(steps)]
             stages.append(('final', out['seg_logits'], out['restored']))
         for key, logits, restored in stages:
             preds = model.postprocess_result(logits, copy.deepcopy(samples))
             for i, (pred, sample) in enumerate(zip(preds, samples)):
-                h, w = sample.img_shape
+                h, w = (scale * n for n in sample.img_shape)
                 curve.add_seg(key, pred.pred_sem_seg.data[0].cpu(),
                               sample.gt_sem_seg.data[0].cpu(), ignore_index)
                 curve.add_img(key, to_uint8_range(restored[i, :, :h, :w]).cpu(),
                               sample.gt_hq_img.data.cpu())
+        upsampled = model.upsample(inputs)  # the LQ input as the model sees it
         for i, sample in enumerate(samples):
-            h, w = sample.img_shape
-            curve.add_img('lq', to_uint8_range(inputs[i, :, :h, :w]).cpu(),
+            h, w = (scale * n for n in sample.img_shape)
+            curve.add_img('lq', to_uint8_range(upsampled[i, :, :h, :w]).cpu(),
                           sample.gt_hq_img.data.cpu())
     rows = []
     for key in [f'step {k + 1}' for k in range(len(timesteps))] + ['final']:
@@ -171,15 +180,18 @@ def main(argv=None):
     parser.add_argument('--max-images', type=int, default=None, help='first N test images only')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override entries of every config, as in tools/test.py')
+    add_trust_checkpoint_argument(parser)
     args = parser.parse_args(argv)
+    apply_trust_checkpoint(args.trust_checkpoint)
     for _, config, checkpoint in args.model:
-        for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
-            if not osp.isfile(path):
-                raise SystemExit(f'error: {what} file {path} does not exist')
+        if not osp.isfile(config):
+            raise InputNotFoundError(f'config file {config} does not exist')
+        if not osp.isfile(checkpoint) and not is_url(checkpoint):
+            raise CheckpointNotFoundError(f'checkpoint file {checkpoint} does not exist')
     results = [evaluate(name, config, ckpt, args.num_steps, args.cfg_options, args.max_images)
                for name, config, ckpt in args.model]
     if len({tuple(r['timesteps']) for r in results}) != 1:
-        raise SystemExit('error: the models sample different timesteps; pass --num-steps')
+        raise ParameterError('the models sample different timesteps: pass --num-steps')
     os.makedirs(args.out_dir, exist_ok=True)
     table = markdown(results)
     with open(osp.join(args.out_dir, 'refinement.md'), 'w', encoding='utf-8') as f:
@@ -192,4 +204,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

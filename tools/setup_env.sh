@@ -43,6 +43,10 @@ else
   pip_install "setuptools<82" "mmengine==0.10.7" "mmcv-lite==2.1.0"
 fi
 pip_install "mmsegmentation==1.2.2" "mmdet==3.3.0" "ftfy" "regex" pytest  # mmdet: Mask2Former head
-pip_install --no-build-isolation -e "$ROOT[benchmark]"  # benchmark: frost textures, reference
+# pyiqa (the Real-ISR metrics) without its declared dependencies, which would add bitsandbytes,
+# tensorboard, datasets, pandas, numba, a second OpenCV (opencv-python-headless) and dev tools;
+# the metrics used need only timm, einops and openai-clip (the `iqa` extra)
+pip_install --no-deps "pyiqa==0.1.16"
+pip_install --no-build-isolation -e "$ROOT[benchmark,iqa]"  # benchmark: frost textures, reference
 echo "$want" > "$STAMP"
 echo "[setup] done in $(( $(date +%s) - start )) s"

@@ -9,11 +9,20 @@
 #   python tools/test.py configs/rass/rass_mask2former_released_ade20k_val.py CHECKPOINT
 # (a checkpoint converted with tools/convert_rass_checkpoint.py: add
 #  --cfg-options model.backbone.scr_lora=None, the SCR LoRA is merged in it)
+# Inference as the authors' (from the base config): test resize short side 512 (long side at
+# most 2048, PIL bilinear), padding to a multiple of 8 — black here, as Detectron2 pads the uint8
+# image with 0 before their backbone maps it to [-1, 1] — and square windows of the shorter
+# side whose backbone features are averaged (RASSBackbone slide_inference).
+# Prompt: RAM tags of each released LQ image file as it is (already degraded: degradation=None).
 _base_ = ['./rass_mask2former_ade20k_lq.py']
+model = dict(
+    data_preprocessor=dict(pad_val=-1),
+    backbone=dict(test_prompt=dict(type='tags', cache={{_base_.tag_cache}}, tagger='ram',
+                                   degradation=None)))
 released_root = 'data/rass_ade20k_lq_val/ADEChallengeData2016'
 released_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+    dict(type='Resize', scale=(2048, 512), keep_ratio=True, backend='pillow'),
     dict(type='LoadAnnotations', reduce_zero_label=False),
     dict(type='PackSegInputs'),
 ]

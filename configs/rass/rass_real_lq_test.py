@@ -4,10 +4,13 @@
 #   data/RealLQ/ADEChallengeData2016/images/validation/*.jpg
 #   data/RealLQ/ADEChallengeData2016/annotations_detectron2/validation/*.png
 #   python tools/test.py configs/rass/rass_real_lq_test.py work_dirs/rass_ade20k_lq/iter_160000.pth
+# Prompt: RAM tags of each RealLQ image file as it is (real LQ photos: degradation=None).
 _base_ = ['./rass_ade20k_lq.py']
+model = dict(backbone=dict(test_prompt=dict(type='tags', cache={{_base_.tag_cache}},
+                                            tagger='ram', degradation=None)))
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+    dict(type='Resize', scale=(2048, 512), keep_ratio=True, backend='pillow'),
     dict(type='LoadAnnotations', reduce_zero_label=False),
     dict(type='PackSegInputs'),
 ]

@@ -10,7 +10,11 @@ model = dict(
     type='RestoreThenSegment',
     restorer=dict(type='SCRRestorer', scr_lora='work_dirs/scr_tiny_demo/scr_lora.safetensors',
                   scl_loss=None, arch='tiny'),
-    segmentor={{_base_.model}})
+    segmentor={{_base_.model}},
+    # None: RestoreThenSegment's own preprocessor (RGB in [-1, 1] for the restorer). Without the
+    # key, mmengine's Runner would put the segmentor config's top-level data_preprocessor
+    # (ImageNet mean/std) here and the restorer would see wrongly normalised images.
+    data_preprocessor=None)
 # Evaluation on the degraded demo val split; the inherited test_pipeline stays clean, so on a real
 # low-quality photo (MMSegInferencer, tools/infer.py) the restorer sees the photo as it is.
 val_dataloader = dict(dataset=dict(

@@ -11,7 +11,11 @@ model = dict(
     type='RestoreThenSegment',
     restorer={{_base_.segsr_model}},
     restorer_checkpoint='work_dirs/segsr_tiny_demo/iter_400.pth',
-    segmentor={{_base_.model}})
+    segmentor={{_base_.model}},
+    # None: RestoreThenSegment's own preprocessor (RGB in [-1, 1] for the restorer). Without the
+    # key, mmengine's Runner would put the segmentor config's top-level data_preprocessor
+    # (ImageNet mean/std) here and the restorer would see wrongly normalised images.
+    data_preprocessor=None)
 # Evaluation on the LQ val split (DegradedDataset); the inherited test_pipeline stays clean.
 val_dataloader = dict(dataset=dict(
     type='DegradedDataset', dataset_type='DemoCityscapesDataset',

@@ -22,10 +22,11 @@ def load_reference_checkpoint(path):
             it is damaged or not a torch file.
     """
     from ..compat import UntrustedCheckpointError, load_local_checkpoint
+    from ..errors import InputFileError
     try:
         return load_local_checkpoint(path, map_location='cpu')
     except (UntrustedCheckpointError, RuntimeError) as err:  # refused, or damaged / not torch
-        raise ValueError(str(err)) from err
+        raise InputFileError(str(err)) from None
 
 
 class KeyMapper:

@@ -12,8 +12,9 @@ Layout of the authors' model (Ka1Guan/RASS: ``rass/rass.py`` ``MaskFormer_rass``
 * ``backbone.feature_extractor.sd.vae.*`` — the SD VAE; ``sd.text_encoder.*`` — CLIP;
 * ``backbone.feature_extractor.{ram,dape}.*`` — the RAM / DAPE taggers of the prompts;
 * ``backbone.feature_extractor.feature_projections.{i}.0.*`` — Detectron2 ``BottleneckBlock``
-  (conv1/conv2/conv3/shortcut, each with a GroupNorm ``.norm``), one per feature
-  (VAE 256, 512; UNet 1280, 1280, 640, 320 channels);
+  (conv1/conv2/conv3, each with a GroupNorm ``.norm``, and a ``shortcut`` conv + norm only
+  when the feature is not already 512 wide), one per feature (VAE 256, 512; UNet 1280, 1280,
+  640, 320 channels: projection 1 has no shortcut);
 * ``backbone.jpeger.*`` — the DiffJPEG of the online degradation;
 * ``sem_seg_head.pixel_decoder.*``, ``sem_seg_head.predictor.*`` — Mask2Former;
 * ``criterion.empty_weight`` — the no-object class weight.

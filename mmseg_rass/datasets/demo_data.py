@@ -22,7 +22,7 @@ import shutil
 import cv2
 import numpy as np
 
-from ..fileio import dump_json_atomic
+from ..evaluation.cells import dump_json
 
 CITY = 'demo_city'
 IGNORE = 255
@@ -351,7 +351,7 @@ def make_demo_cityscapes(out_dir, num_train=200, num_val=50, height=256, width=5
             stem = f'{CITY}_{split_id:06d}_{i:06d}'
             cv2.imwrite(osp.join(img_dir, f'{stem}_leftImg8bit.png'), img[..., ::-1])
             cv2.imwrite(osp.join(ann_dir, f'{stem}_gtFine_labelTrainIds.png'), label)
-    dump_json_atomic(manifest, osp.join(out_dir, MANIFEST_NAME))
+    dump_json(manifest, osp.join(out_dir, MANIFEST_NAME))
     return out_dir
 
 

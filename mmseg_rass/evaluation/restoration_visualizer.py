@@ -14,7 +14,8 @@ def _hwc(pixel_data):
 
 @VISUALIZERS.register_module()
 class RestorationVisualizer(SegLocalVisualizer):
-    """Draw restorer outputs: a row ``LQ | restored | HQ``.
+    """Draw restorer outputs: a row ``LQ | restored | HQ`` (a smaller LQ image of
+    super-resolution enlarged by nearest neighbour to the restored size).
 
     When the output carries ``attn_maps`` (``SCRRestorer(save_attention=True)``), one row per
     named class follows: its GT mask (white) next to its cross-attention map (jet, min-max scaled)
@@ -29,7 +30,10 @@ class RestorationVisualizer(SegLocalVisualizer):
             return super().add_datasample(name, image, data_sample, draw_gt, draw_pred, show,
                                           wait_time, out_file, step, with_labels)
         restored = _hwc(data_sample.pred_img)
-        panels = [_hwc(data_sample.lq_img), restored]
+        lq = _hwc(data_sample.lq_img)
+        if lq.shape != restored.shape:  # super-resolution: the LQ pixels, enlarged
+            lq = cv2.resize(lq, restored.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+        panels = [lq, restored]
         if 'gt_hq_img' in data_sample:
             panels.append(_hwc(data_sample.gt_hq_img))
         rows = [np.concatenate(panels, axis=1)]

@@ -7,8 +7,10 @@ after the image-loading transform of the test pipeline.
 
 One run builds the model and loads the checkpoint once (strictly), builds one mmengine
 ``Runner`` and evaluates every cell with mmseg's test loop on a new test dataloader. Each
-finished cell is cached as JSON under ``<work_dir>/cells/``, keyed by content: SHA-256 of the
-checkpoint file, the resolved config text, the corruption and the test dataset's file list.
+finished cell is cached as JSON under ``<work_dir>/cells/`` (:class:`~.cells.CellCache`), keyed
+by content: SHA-256 of the checkpoint's bytes (a URL's own download), the resolved config text,
+the files the model config names, the corruption and the code computing it, and the name and
+contents of every test image and label (:mod:`.cells`).
 
 Summary figures (as in mmdetection's corruption benchmark):
 
@@ -20,29 +22,28 @@ Summary figures (as in mmdetection's corruption benchmark):
 shows how to use it.
 """
 import copy
-import hashlib
-import itertools
 import json
-import logging
 import os
 import os.path as osp
 import sys
 import textwrap
 import time
-import warnings
 
 import numpy as np
 
 from ..datasets.degraded_dataset import plain_dataset_cfg
-from ..fileio import dump_json_atomic, source_digest
-from ..sam.prior_io import file_sha256
 from ..transforms.degradation_pipeline import FAMILIES
 from ..transforms.imagenet_c import BENCHMARK, CATEGORIES, CORRUPTIONS
+from .cells import (BenchmarkError, CellCache, FileDigests, build_dataset, build_model_checked,
+                    build_test_runner, check_checkpoint_arg, data_digest, dataset_files,
+                    dump_json, load_config_file, local_checkpoint, names_list, read_result,
+                    referenced_files, resolve_config, run_test_loop, runner_model_cfg, sha256_text,
+                    source_digest, strip_keys, type_name, use_per_class_metric)
 
 SEVERITIES = (1, 2, 3, 4, 5)
 LOADING_TRANSFORMS = ('LoadImage', 'LoadImageFromFile')
 RESULT_FORMAT = 'mmseg_rass.robustness.v2'
-CACHE_VERSION = 2  # bump when a change of the code changes cached cell values
+CACHE_VERSION = 3  # bump when a change of the code changes cached cell values
 CLEAN = 'clean'
 REALESRGAN = tuple(f'realesrgan_{family}' for family in FAMILIES)
 CATEGORY_OF = {name: category for category, names in CATEGORIES.items() for name in names}
@@ -51,11 +52,6 @@ CATEGORY_ORDER = (*CATEGORIES, 'realesrgan')
 GROUPS = dict(CATEGORIES, realesrgan=REALESRGAN, benchmark=BENCHMARK, all=CORRUPTIONS)
 RENAMED = {family: f'realesrgan_{family}' for family in ('jpeg', 'downsample', 'mixed')}
 DEFAULT_SELECTION = ('benchmark', )
-_runs = itertools.count()
-
-
-class BenchmarkError(Exception):
-    """A user error (bad option, config, data or checkpoint), reported as one line."""
 
 
 def select_corruptions(names):
@@ -105,7 +101,8 @@ def transform_code_digest(transform):
     change of the corruption code recomputes the cells it made."""
     if transform is None:
         return None
-    return source_digest('transforms',
+    from .. import transforms
+    return source_digest(osp.dirname(transforms.__file__),
                          'imagenet_c' if transform['type'] == 'Corrupt' else 'degradation')
 
 
@@ -117,14 +114,6 @@ def cell_name(corruption, severity):
 def cell_list(corruptions, severities):
     """The cells of a run, clean first: ``(corruption, severity)``, clean = ``('clean', 0)``."""
     return [(CLEAN, 0)] + [(c, s) for c in corruptions for s in severities]
-
-
-def resolve_config(config):
-    """Path of a config file; ``mmseg::<dir>/<name>.py`` names a config shipped with mmseg."""
-    if config.startswith('mmseg::'):
-        import mmseg
-        return osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs', config[len('mmseg::'):])
-    return config
 
 
 def check_request(config, checkpoint, families, severities):
@@ -144,13 +133,7 @@ def check_request(config, checkpoint, families, severities):
             f'config file {resolve_config(config)} does not exist: pass the path of an mmseg '
             'config (e.g. configs/baseline/fpn_r18_demo_cityscapes.py or '
             'mmseg::segformer/segformer_mit-b0_8xb1-160k_cityscapes-1024x1024.py)')
-    url = checkpoint.startswith(('http://', 'https://'))
-    if '://' in checkpoint and not url:
-        raise BenchmarkError(f'checkpoint {checkpoint}: only local files and http(s) URLs are '
-                             'supported; download it first')
-    if not url and not osp.isfile(checkpoint):
-        raise BenchmarkError(f'checkpoint {checkpoint} does not exist: pass a .pth file '
-                             'written by tools/train.py or downloaded from the model zoo')
+    check_checkpoint_arg(checkpoint)
     corruptions = select_corruptions(families)
     if not severities:
         raise BenchmarkError('no severity given: choose from 1 2 3 4 5')
@@ -159,12 +142,6 @@ def check_request(config, checkpoint, families, severities):
             raise BenchmarkError(f'severity {severity!r} is out of range: choose integers from '
                                  '1 to 5')
     return corruptions, sorted(set(int(s) for s in severities))
-
-
-def _transform_name(transform):
-    kind = transform.get('type') if isinstance(transform, dict) else None
-    kind = getattr(kind, '__name__', kind)
-    return kind.split('.')[-1] if isinstance(kind, str) else None
 
 
 def _pipelines(dataset_cfg):
@@ -198,14 +175,14 @@ def clean_test_pipeline(dataset_cfg):
         dataset_cfg.update(plain)
         removed.append(dict(degradation))
     for pipeline in _pipelines(dataset_cfg):
-        for transform in [t for t in pipeline if _transform_name(t) in ('Degrade', 'Corrupt')]:
+        for transform in [t for t in pipeline if type_name(t) in ('Degrade', 'Corrupt')]:
             if transform.get('keep_hq'):
                 raise BenchmarkError(
                     'the test pipeline keeps the clean image (Degrade keep_hq=True), so it '
                     'evaluates a restorer: pass a segmentation config')
             pipeline.remove(transform)
             removed.append(dict(transform))
-    names = [_transform_name(t) for p in _pipelines(dataset_cfg) for t in p]
+    names = [type_name(t) for p in _pipelines(dataset_cfg) for t in p]
     if not set(names) & set(LOADING_TRANSFORMS):
         raise BenchmarkError(
             f'no {" or ".join(LOADING_TRANSFORMS)} transform found in the pipeline of '
@@ -223,24 +200,11 @@ def insert_transform(dataset_cfg, transform):
     """
     inserted = 0
     for pipeline in _pipelines(dataset_cfg):
-        loaders = [i for i, t in enumerate(pipeline) if _transform_name(t) in LOADING_TRANSFORMS]
+        loaders = [i for i, t in enumerate(pipeline) if type_name(t) in LOADING_TRANSFORMS]
         if loaders:
             pipeline.insert(loaders[0] + 1, dict(transform))
             inserted += 1
     return inserted
-
-
-def _use_per_class_metric(evaluator_cfg):
-    """The first ``IoUMetric`` of a test evaluator as :class:`PerClassIoUMetric` (same arguments).
-
-    Other metrics of a list (e.g. ``CityscapesMetric``, which writes files) are dropped.
-    """
-    metrics = evaluator_cfg if isinstance(evaluator_cfg, list) else [evaluator_cfg]
-    for metric in metrics:
-        if _transform_name(metric) in ('IoUMetric', 'PerClassIoUMetric'):
-            return dict(metric, type='PerClassIoUMetric')
-    raise BenchmarkError(f'test_evaluator {evaluator_cfg} has no IoUMetric: the benchmark '
-                         "needs mmseg's IoUMetric (set test_evaluator = dict(type='IoUMetric'))")
 
 
 def load_config(config, cfg_options=None):
@@ -252,15 +216,7 @@ def load_config(config, cfg_options=None):
     Returns:
         tuple[Config, list[str]]: the config and one note per removed transform.
     """
-    from mmengine.config import Config
-    try:
-        cfg = Config.fromfile(resolve_config(config))
-        if cfg_options:
-            cfg.merge_from_dict(cfg_options)
-    except Exception as e:  # a config is Python: any error is the config's
-        raise BenchmarkError(f'config {config} cannot be loaded ({type(e).__name__}: '
-                             f'{str(e).strip().splitlines()[-1] if str(e).strip() else e!r})'
-                             ) from None
+    cfg = load_config_file(config, cfg_options)
     for key in ('test_dataloader', 'test_evaluator', 'test_cfg', 'model'):
         if cfg.get(key) is None:
             raise BenchmarkError(
@@ -270,138 +226,8 @@ def load_config(config, cfg_options=None):
     notes = [f'note: removed {transform} from the test pipeline of {config}; the benchmark '
              'sets the corruption of each cell'
              for transform in clean_test_pipeline(cfg.test_dataloader.dataset)]
-    cfg.test_evaluator = _use_per_class_metric(cfg.test_evaluator)
-    cfg.setdefault('default_scope', 'mmseg')
+    cfg.test_evaluator = use_per_class_metric(cfg.test_evaluator)
     return cfg, notes
-
-
-def _sha256_text(text):
-    return hashlib.sha256(text.encode('utf-8')).hexdigest()
-
-
-def dataset_files(cfg, config):
-    """The files the test dataset loads: one list of ``*_path`` values per sample, in order."""
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import DATASETS
-    init_default_scope(cfg.default_scope)
-    dataset_cfg = copy.deepcopy(cfg.test_dataloader.dataset)
-    try:
-        dataset = DATASETS.build(dataset_cfg)
-        files = [sorted((k, v) for k, v in dataset.get_data_info(i).items()
-                        if k.endswith('_path') and isinstance(v, str))
-                 for i in range(len(dataset))]
-    except Exception as e:  # missing data root, bad annotation file, unknown type...
-        raise BenchmarkError(
-            f'the test dataset of {config} cannot be built ({type(e).__name__}: {e}); check '
-            'test_dataloader.dataset (data_root, data_prefix) or override it, e.g. '
-            '--cfg-options test_dataloader.dataset.data_root=DIR') from None
-    if not files:
-        raise BenchmarkError(f'the test dataset of {config} is empty: check '
-                             'test_dataloader.dataset (data_root, data_prefix)')
-    return files
-
-
-def local_checkpoint(checkpoint):
-    """The local file of a checkpoint; an http(s) URL is downloaded once into torch's hub cache."""
-    if not checkpoint.startswith(('http://', 'https://')):
-        return checkpoint
-    import torch
-    from urllib.parse import urlparse
-    path = osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(urlparse(checkpoint).path))
-    if not osp.isfile(path):
-        os.makedirs(osp.dirname(path), exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(checkpoint, path)
-        except Exception as e:
-            raise BenchmarkError(f'checkpoint {checkpoint} cannot be downloaded ({e})') from None
-    return path
-
-
-def _names(keys, limit=3):
-    keys = list(keys)
-    more = f', … ({len(keys) - limit} more)' if len(keys) > limit else ''
-    return ', '.join(keys[:limit]) + more
-
-
-def load_checkpoint_checked(model, checkpoint, strict=True):
-    """Load a checkpoint into ``model``; strictly unless ``strict=False``.
-
-    Reads with the plug-in's safe loading (``weights_only=True`` unless the user opted in with
-    ``--trust-checkpoint``). Keys are compared with ``model.state_dict()``.
-
-    Args:
-        model (nn.Module): the (unwrapped) model.
-        checkpoint (str): local checkpoint file.
-        strict (bool): raise :class:`BenchmarkError` listing missing, unexpected and
-            shape-mismatched keys; with ``False`` the matching weights are loaded.
-
-    Returns:
-        dict: ``strict`` and the counts of ``missing``, ``unexpected`` and ``mismatched`` keys.
-    """
-    from ..compat import UntrustedCheckpointError, load_local_checkpoint
-    try:
-        loaded = load_local_checkpoint(checkpoint, map_location='cpu')
-    except UntrustedCheckpointError as e:
-        raise BenchmarkError(str(e)) from None
-    except Exception as e:  # truncated or foreign file
-        raise BenchmarkError(f'checkpoint {checkpoint} cannot be read ({type(e).__name__}: '
-                             f'{e}): pass a .pth file written by torch.save / tools/train.py'
-                             ) from None
-    state = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else None
-    if not isinstance(state, dict):
-        raise BenchmarkError(f'checkpoint {checkpoint} holds no state dict (found '
-                             f'{type(loaded).__name__})')
-    metadata = getattr(state, '_metadata', None)
-    if state and all(k.startswith('module.') for k in state):  # saved from a wrapped model
-        state = {k[len('module.'):]: v for k, v in state.items()}
-        if metadata is not None:
-            metadata = {k[len('module.'):] if k.startswith('module.') else k: v
-                        for k, v in metadata.items()}
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [k for k in state if k in expected and hasattr(state[k], 'shape')
-                  and tuple(state[k].shape) != tuple(expected[k].shape)]
-    report = dict(strict=strict, missing=len(missing), unexpected=len(unexpected),
-                  mismatched=len(mismatched))
-    if strict and (missing or unexpected or mismatched):
-        parts = [f'{len(keys)} {kind} key{"s" * (len(keys) != 1)} ({_names(keys)})'
-                 for kind, keys in (('missing', missing), ('unexpected', unexpected))
-                 if keys]
-        if mismatched:
-            parts.append(f'{len(mismatched)} with another shape ({_names(mismatched)})')
-        raise BenchmarkError(
-            f'checkpoint {checkpoint} does not match the model of the config: '
-            f'{"; ".join(parts)}. Pass the checkpoint trained with this config, or '
-            '--non-strict to load only the matching weights (recorded in the result)')
-    kept = type(state)((k, v) for k, v in state.items() if k not in mismatched)
-    if metadata is not None:
-        kept._metadata = metadata
-    model.load_state_dict(kept, strict=False)
-    return report
-
-
-def content_key(parts):
-    """SHA-256 of a cell's key parts (a JSON-able dict)."""
-    return _sha256_text(json.dumps(parts, sort_keys=True))
-
-
-def read_cell(path, key):
-    """A cached cell and why it is not used: ``(cell, None)``, ``(None, reason)`` or
-    ``(None, None)`` when absent. ``reason`` names what changed (``'checkpoint'``…)."""
-    if not osp.isfile(path):
-        return None, None
-    try:
-        with open(path, encoding='utf-8') as f:
-            cell = json.load(f)
-    except (OSError, ValueError):
-        return None, 'unreadable'
-    if not isinstance(cell, dict) or not isinstance(cell.get('key_parts'), dict):
-        return None, 'older format'
-    if cell.get('key') == content_key(key):
-        return cell, None
-    changed = [k for k in key if cell['key_parts'].get(k) != key[k]]
-    return None, '/'.join(changed) or 'key'
 
 
 class _Progress:
@@ -442,30 +268,6 @@ class _Progress:
         self.bar.close()
 
 
-def _build_runner(cfg, model, work_dir, launcher):
-    """An mmengine Runner around an already loaded ``model``; its console log shows errors only
-    (everything goes to the log file under ``<work_dir>/logs``)."""
-    from mmengine.runner import Runner
-
-    class BenchmarkRunner(Runner):
-
-        def build_model(self, model_cfg):
-            return model
-
-        def build_logger(self, log_level='INFO', log_file=None, **kwargs):
-            logger = super().build_logger(log_level, log_file, **kwargs)
-            for handler in logger.handlers:
-                if type(handler) is logging.StreamHandler:
-                    handler.setLevel(logging.ERROR)
-            return logger
-
-    cfg = copy.deepcopy(cfg)
-    cfg.load_from, cfg.resume, cfg.launcher = None, False, launcher
-    cfg.work_dir = osp.join(work_dir, 'logs')
-    cfg.experiment_name = f'robustness{next(_runs)}'
-    return BenchmarkRunner.from_cfg(cfg)
-
-
 def evaluate_cell(runner, cfg, transform):
     """Run mmseg's test loop of ``runner`` on the test set with ``transform`` inserted.
 
@@ -476,14 +278,7 @@ def evaluate_cell(runner, cfg, transform):
     dataloader = copy.deepcopy(cfg.test_dataloader)
     if transform is not None:
         insert_transform(dataloader['dataset'], transform)
-    runner._test_dataloader = dataloader
-    runner._test_evaluator = copy.deepcopy(cfg.test_evaluator)
-    runner._test_loop = runner.build_test_loop(copy.deepcopy(cfg.test_cfg))
-    metrics = runner.test_loop.run()
-    metrics = {key.split('/')[-1]: value for key, value in metrics.items()}
-    return dict(aAcc=float(metrics['aAcc']), mIoU=float(metrics['mIoU']),
-                mAcc=float(metrics['mAcc']), IoU=metrics['IoU_per_class'],
-                Acc=metrics['Acc_per_class'])
+    return run_test_loop(runner, dataloader, cfg.test_evaluator, cfg.test_cfg)
 
 
 def _init_distributed(launcher, cfg):
@@ -494,7 +289,7 @@ def _init_distributed(launcher, cfg):
     return get_dist_info()
 
 
-def _cached_cells(work_dir, corruptions, severities, base_key):
+def _cached_cells(cache, corruptions, severities, base_key):
     """Split the cells of a run into cached ones and ones to evaluate.
 
     Returns:
@@ -506,7 +301,7 @@ def _cached_cells(work_dir, corruptions, severities, base_key):
         transform = corruption_transform(corruption, severity)
         key = dict(base_key, corruption=transform, code=transform_code_digest(transform))
         name = cell_name(corruption, severity)
-        cell, reason = read_cell(osp.join(work_dir, 'cells', f'{name}.json'), key)
+        cell, reason = cache.get(name, key)
         if cell is not None:
             cells[name] = cell
         else:
@@ -514,26 +309,6 @@ def _cached_cells(work_dir, corruptions, severities, base_key):
             if reason:
                 stale.setdefault(reason, []).append(name)
     return cells, todo, stale
-
-
-def _load_model(cfg, config, checkpoint, strict):
-    """Build the model of ``cfg`` and load ``checkpoint`` (:func:`load_checkpoint_checked`).
-
-    Returns:
-        tuple: the model, the load report and the warnings raised meanwhile (for the log file).
-    """
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-    init_default_scope(cfg.default_scope)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        try:
-            model = MODELS.build(copy.deepcopy(cfg.model))
-        except Exception as e:
-            raise BenchmarkError(f'the model of {config} cannot be built '
-                                 f'({type(e).__name__}: {e})') from None
-        report = load_checkpoint_checked(model, checkpoint, strict)
-    return model, report, caught
 
 
 def run_benchmark(config, checkpoint, families=DEFAULT_SELECTION, severities=SEVERITIES,
@@ -568,22 +343,26 @@ def run_benchmark(config, checkpoint, families=DEFAULT_SELECTION, severities=SEV
         say(note, flush=True)
     model_name = osp.splitext(osp.basename(config))[0]
     work_dir = osp.abspath(work_dir or osp.join('work_dirs', 'robustness', model_name))
-    files = dataset_files(cfg, config)
+    files = dataset_files(build_dataset(cfg.test_dataloader.dataset, config))
     local = local_checkpoint(checkpoint)
-    base_key = dict(version=CACHE_VERSION, checkpoint=file_sha256(local),
-                    config=_sha256_text(cfg.pretty_text),
-                    files=_sha256_text(json.dumps(files)), strict=strict)
+    digests = FileDigests(osp.join(work_dir, 'file_digests.json'))
+    base_key = dict(version=CACHE_VERSION, checkpoint=digests(local),
+                    config=sha256_text(cfg.pretty_text),
+                    referenced=referenced_files(cfg.model, digests),
+                    files=data_digest(files, digests), strict=strict)
 
-    cells, todo, stale = _cached_cells(work_dir, corruptions, severities, base_key)
+    cache = CellCache(osp.join(work_dir, 'cells'))
+    cells, todo, stale = _cached_cells(cache, corruptions, severities, base_key)
     if stale:
         say(f'note: {sum(map(len, stale.values()))} cached cells in {work_dir}/cells no longer '
-            'match (' + '; '.join(f'{reason} changed: {_names(names, 2)}'
+            'match (' + '; '.join(f'{reason} changed: {names_list(names, 2)}'
                                   for reason, names in stale.items())
             + '): they are evaluated again and replaced', flush=True)
 
     load_report = build_warnings = None
     if todo:
-        model, load_report, build_warnings = _load_model(cfg, config, local, strict)
+        model, load_report, build_warnings = build_model_checked(runner_model_cfg(cfg), config,
+                                                                 checkpoint, strict)
         if not strict:
             say(f'note: --non-strict: {load_report["missing"]} missing, '
                 f'{load_report["unexpected"]} unexpected and {load_report["mismatched"]} '
@@ -592,13 +371,12 @@ def run_benchmark(config, checkpoint, families=DEFAULT_SELECTION, severities=SEV
     # every check passed: from here on the work dir is written
     if rank == 0:
         os.makedirs(osp.join(work_dir, 'cells'), exist_ok=True)
+        digests.save()
     say(f'{len(cells) + len(todo)} cells ({len(cells)} cached, {len(todo)} to evaluate) × '
         f'{len(files)} images; mmseg logs in {osp.join(work_dir, "logs")}', flush=True)
     if todo:
-        with warnings.catch_warnings(record=True) as runner_warnings:
-            warnings.simplefilter('always')
-            runner = _build_runner(cfg, model, work_dir, launcher)
-        for warning in build_warnings + runner_warnings:
+        runner = build_test_runner(cfg, model, work_dir, launcher, 'robustness')
+        for warning in build_warnings:
             runner.logger.warning(f'{warning.category.__name__}: {warning.message}')
         progress = _Progress(len(todo) * len(files), enabled=rank == 0)
         runner.register_hook(progress.hook(world_size))
@@ -610,10 +388,8 @@ def run_benchmark(config, checkpoint, families=DEFAULT_SELECTION, severities=SEV
             seconds = time.time() - start
             cell = dict(corruption=corruption, category=CATEGORY_OF.get(corruption, CLEAN),
                         severity=severity, **metrics, seconds=round(seconds, 2),
-                        checkpoint_load=load_report, key=content_key(key), key_parts=key)
-            cells[name] = cell
-            if rank == 0:
-                dump_json_atomic(cell, osp.join(work_dir, 'cells', f'{name}.json'))
+                        checkpoint_load=load_report)
+            cells[name] = cache.put(name, key, cell) if rank == 0 else cell
             progress.cell_done(len(files), f'[{index}/{len(todo)}] {name}: mIoU '
                                f'{cell["mIoU"]:.2f} ({seconds:.1f} s)')
         runner.call_hook('after_run')
@@ -667,8 +443,7 @@ def summarize(cells):
 
 def make_result(model, source, cells):
     """The benchmark result: model name, source, cells (without cache keys), summary."""
-    cells = [{k: v for k, v in c.items() if k not in ('key', 'key_parts', 'checkpoint_load')}
-             for c in cells]
+    cells = [{k: v for k, v in strip_keys(c).items() if k != 'checkpoint_load'} for c in cells]
     return dict(format=RESULT_FORMAT, model=model, **source,
                 corruptions=list(dict.fromkeys(c['corruption'] for c in cells
                                                if c['corruption'] != CLEAN)),
@@ -678,20 +453,7 @@ def make_result(model, source, cells):
 
 def load_result(path):
     """Read a ``robustness.json`` written by :func:`run_benchmark`, with clear errors."""
-    if not osp.isfile(path):
-        raise BenchmarkError(f'result file {path} does not exist: pass a robustness.json '
-                             'written by tools/benchmark_robustness.py')
-    try:
-        with open(path, encoding='utf-8') as f:
-            result = json.load(f)
-    except ValueError as e:
-        raise BenchmarkError(f'{path} is not valid JSON ({e}): pass a robustness.json written '
-                             'by tools/benchmark_robustness.py') from None
-    if not isinstance(result, dict) or result.get('format') != RESULT_FORMAT:
-        raise BenchmarkError(f'{path} is not a robustness result ({RESULT_FORMAT}): pass a '
-                             'robustness.json written by tools/benchmark_robustness.py (results '
-                             'of the older format: run the benchmark again)')
-    return result
+    return read_result(path, RESULT_FORMAT, 'robustness.json', 'tools/benchmark_robustness.py')
 
 
 def _percent(ratio):
@@ -858,7 +620,7 @@ def _save(fig, path):
 def write_outputs(result, work_dir):
     """Write ``robustness.json``, ``robustness.md`` and ``robustness.png``; return their paths."""
     paths = [osp.join(work_dir, f'robustness.{ext}') for ext in ('json', 'md', 'png')]
-    dump_json_atomic(result, paths[0])
+    dump_json(result, paths[0])
     with open(paths[1], 'w', encoding='utf-8') as f:
         f.write(format_table(result))
     _save(result_figure(result), paths[2])

@@ -15,9 +15,10 @@ Sources (the ``prompt`` / ``test_prompt`` arguments of ``SCRRestorer`` and ``RAS
   ``template.format(name)`` per class (context (1, N, D)).
 * ``'gt'`` — the classes present in the image's GT label map: an **oracle**; meant for
   training, logged as oracle whenever it is used at validation/test.
-* ``dict(type='tags', cache='tags.json', template='{}')`` — per-image tag strings (RAM / DAPE /
-  any tagger run elsewhere) from a cache written by ``tools/make_prompt_tags.py``, keyed by
-  the SHA-256 of the image file's content.
+* ``dict(type='tags', cache='tags.json', tagger='ram', degradation=None, template='{}')`` —
+  per-image tag strings (RAM / DAPE / any tagger run elsewhere) from a cache written by
+  ``tools/make_prompt_tags.py``, keyed by the image file's bytes, the tagger's identity and
+  the degradation that made the tagged image from the file (``None``: the file as it is).
 """
 import hashlib
 import json
@@ -30,7 +31,7 @@ from mmengine.logging import print_log
 
 from ..sam.prior_io import file_sha256
 
-TAGS_FORMAT = 'mmseg_rass.prompt_tags.v1'
+TAGS_FORMAT = 'mmseg_rass.prompt_tags.v2'
 
 
 def build_class_prompt(tokenizer, class_names, class_ids, separator=','):
@@ -193,30 +194,52 @@ class GTClassPrompt(PromptSource):
 
 
 class TagPrompt(PromptSource):
-    """Per-image tag strings from a content-keyed cache (``tools/make_prompt_tags.py``).
+    """Per-image tag strings from a tag cache (``tools/make_prompt_tags.py``).
+
+    An image's tags are looked up by the SHA-256 of its file, the tagger and the degradation;
+    tags of another tagger or degradation are never used (the lookup fails, naming the image
+    and how to make its tags).
 
     Args:
-        cache (str): JSON file of format ``mmseg_rass.prompt_tags.v1``.
+        cache (str): JSON file of format ``mmseg_rass.prompt_tags.v2``.
+        tagger (str): The tagger's identity (``name[@version][#sha256:...]``) or its name as
+            given to ``make_prompt_tags.py --tagger-name`` (one identity of that name in the
+            cache).
+        degradation (dict | list[dict] | None): What made the tagged image from the file:
+            ``None`` for the file as it is (clean images, or files already degraded), else the
+            ``Degrade`` config(s) of the dataset, run deterministically (seeded from the file
+            name) — e.g. ``dict(type='Degrade', preset='rass_x1')`` for ``DegradedDataset``.
+            Required: a wrong guess would condition LQ images on clean-image tags or back.
         template (str): Prompt text made of the tags. Default ``'{}'``.
     """
     kind = 'tags'
     per_image = True
 
-    def __init__(self, cache, template='{}'):
+    def __init__(self, cache, tagger=None, degradation=Ellipsis, template='{}'):
+        if tagger is None or degradation is Ellipsis:
+            raise ValueError(
+                "the 'tags' prompt needs tagger= (the --tagger-name given to "
+                'tools/make_prompt_tags.py) and degradation= (None for tags of the image files '
+                'as they are, or the Degrade config that made the tagged LQ images)')
         self.cache = str(cache)
         self.template = template
-        self.tags = load_prompt_tags(self.cache)
+        self.store = PromptTagCache(self.cache)
+        self.tagger = self.store.resolve_tagger(tagger)
+        self.degradation = degradation
         self._hashes = {}
 
     def describe(self):
-        return f'tags ({self.cache}, {len(self.tags)} images)'
+        return f'tags ({self.cache}, tagger {self.tagger}, {describe_degradation(self.degradation)})'
 
     def known_prompts(self, tokenizer, class_names):
-        texts = sorted({self.template.format(t) for t in self.tags.values()})
+        steps = degradation_steps(self.degradation)
+        texts = sorted({self.template.format(e['tags']) for e in self.store.entries.values()
+                        if e['tagger'] == self.tagger and
+                        (e['degradation'] or {}).get('steps') == steps})
         return [tokenize(tokenizer, t) for t in texts]
 
     def text_of(self, img_path):
-        """The prompt text of one image file (looked up by its content hash)."""
+        """The prompt text of one image file (looked up by content, tagger and degradation)."""
         if img_path is None:
             raise KeyError('the `tags` prompt looks images up by their file: the data sample '
                            'has no img_path metainfo')
@@ -225,13 +248,19 @@ class TagPrompt(PromptSource):
         if memo_key not in self._hashes:
             self._hashes[memo_key] = file_sha256(img_path)
         digest = self._hashes[memo_key]
-        if digest not in self.tags:
-            raise KeyError(f'{img_path} (sha256 {digest[:12]}…) is not in the tag cache '
-                           f'{self.cache}: write tags for this split with '
-                           '`python tools/make_prompt_tags.py CONFIG --split ... --out '
-                           f'{self.cache} --tagger ...` (the cache is keyed by file content, so '
-                           'a changed image needs new tags)')
-        return self.template.format(self.tags[digest])
+        tags = self.store.lookup(digest, self.tagger, degradation_key(self.degradation, img_path))
+        if tags is None:
+            made = self.store.image_records(digest)
+            has = ('it has tags from ' + '; '.join(made) if made else
+                   'it has no tags of any tagger there')
+            image = '--image clean ' if self.degradation is None else ''
+            raise KeyError(
+                f'{img_path} (sha256 {digest[:12]}…) has no tags from tagger {self.tagger!r} '
+                f'for {describe_degradation(self.degradation)} in the tag cache {self.cache} '
+                f'({has}): write them with `python tools/make_prompt_tags.py CONFIG --split '
+                f'SPLIT {image}--tagger MODULE:CALLABLE --tagger-name '
+                f'{self.store.taggers[self.tagger]["name"]} --out {self.cache}`')
+        return self.template.format(tags)
 
     def prompts(self, tokenizer, class_names, data_samples):
         return [(tokenize(tokenizer, self.text_of(s.metainfo.get('img_path'))), {})
@@ -251,7 +280,8 @@ def build_prompt_source(spec, owner='model'):
     kind = cfg.pop('type', None)
     if kind not in PROMPT_SOURCES:
         raise ValueError(f'{owner}: unknown prompt {spec!r}; use one of \'empty\', '
-                         "'class_names', 'gt' or dict(type='tags', cache='tags.json')")
+                         "'class_names', 'gt' or dict(type='tags', cache='tags.json', "
+                         "tagger='ram', degradation=None)")
     try:
         return PROMPT_SOURCES[kind](**cfg)
     except TypeError as err:
@@ -259,44 +289,146 @@ def build_prompt_source(spec, owner='model'):
 
 
 # --------------------------------------------------------------------------- tag cache
-def load_prompt_tags(path):
-    """Read a tag cache: SHA-256 of the image file -> tag string."""
+def tagger_identity(name, version=None, weights=None):
+    """Identity of a tagger: ``name``, ``@version`` if given, ``#sha256:<16 hex>`` of the
+    weights file if given."""
+    identity = name + (f'@{version}' if version else '')
+    return identity + (f'#sha256:{file_sha256(weights)[:16]}' if weights else '')
+
+
+def degradation_steps(degradation):
+    """JSON-normalised ``Degrade`` settings (preset, severity, overrides) of a degradation
+    config (a dict, a list of dicts, or None)."""
+    if not degradation:
+        return None
+    from ..sam.extract import degradation_spec
+    steps = [degradation] if isinstance(degradation, dict) else list(degradation)
+    return [degradation_spec(dict(step)) for step in steps]
+
+
+def degradation_key(degradation, img_path):
+    """What made the tagged image from the file ``img_path``: None (the file as it is), or the
+    deterministic ``Degrade`` settings and the file name that seeds them."""
+    steps = degradation_steps(degradation)
+    return None if steps is None else dict(steps=steps, seed_name=osp.basename(img_path))
+
+
+def describe_degradation(degradation):
+    """Short text of a degradation config for messages."""
+    steps = degradation_steps(degradation)
+    if steps is None:
+        return 'the image file as it is'
+    return 'the LQ image of ' + ' + '.join(
+        f'Degrade(preset={s["preset"]}, severity={s["severity"]}, overrides={s["overrides"]})'
+        for s in steps)
+
+
+def tag_entry_key(image_sha256, tagger, degradation):
+    """Cache key of one image's tags: SHA-256 of its file, the tagger identity, the
+    :func:`degradation_key`."""
+    text = json.dumps([image_sha256, tagger, degradation], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_tag_cache(path):
+    """The JSON of a tag cache (``format``, ``runs``, ``taggers``, ``entries``), checked."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'prompt tag cache {path} not found: write it with '
                                 '`python tools/make_prompt_tags.py CONFIG --split SPLIT --out '
-                                f'{path} --tagger module:function`')
+                                f'{path} --tagger MODULE:CALLABLE --tagger-name NAME`')
     with open(path, encoding='utf-8') as f:
         try:
             data = json.load(f)
         except json.JSONDecodeError as err:
             raise ValueError(f'{path} is not a JSON tag cache: {err}') from err
-    if not isinstance(data, dict) or data.get('format') != TAGS_FORMAT:
+    fmt = data.get('format') if isinstance(data, dict) else None
+    if fmt == 'mmseg_rass.prompt_tags.v1':
+        raise ValueError(f'{path} is a v1 tag cache, keyed by image bytes only (it cannot tell '
+                         'which tagger and degradation made each entry): write a new cache with '
+                         'tools/make_prompt_tags.py')
+    if fmt != TAGS_FORMAT:
         raise ValueError(f'{path} is not a prompt tag cache (format {TAGS_FORMAT!r}); write '
                          'it with tools/make_prompt_tags.py')
-    return {digest: entry['tags'] for digest, entry in data['images'].items()}
+    return data
 
 
-def write_prompt_tags(path, entries, info):
+class PromptTagCache:
+    """A tag cache file: entries keyed by :func:`tag_entry_key`.
+
+    Args:
+        path (str): The JSON file (:func:`write_prompt_tags`).
+    """
+
+    def __init__(self, path):
+        self.path = path
+        data = read_tag_cache(path)
+        self.taggers = data['taggers']
+        self.entries = data['entries']
+
+    def resolve_tagger(self, tagger):
+        """The identity of ``tagger``: an identity with a version / weights hash, or a name that
+        only one identity in the cache has."""
+        if tagger in self.taggers and self.taggers[tagger]['name'] != tagger:
+            return tagger
+        named = sorted(i for i, t in self.taggers.items() if t['name'] == tagger)
+        if len(named) == 1:
+            return named[0]
+        known = ', '.join(sorted(self.taggers)) or 'none'
+        if named:
+            raise ValueError(f'{self.path} holds tags of {len(named)} taggers named {tagger!r} '
+                             f'({", ".join(named)}): set tagger= to the identity you mean (one '
+                             'made without --tagger-version / --tagger-weights is chosen by its '
+                             'name only while it is the only one of that name)')
+        raise ValueError(f'{self.path} has no tags from a tagger {tagger!r} (it has: {known}): '
+                         'write them with tools/make_prompt_tags.py --tagger-name '
+                         f'{tagger}, or set tagger= to one of those')
+
+    def lookup(self, image_sha256, tagger, degradation):
+        """Tags of an image, or None."""
+        entry = self.entries.get(tag_entry_key(image_sha256, tagger, degradation))
+        return None if entry is None else entry['tags']
+
+    def image_records(self, image_sha256):
+        """Which taggers / degradations the cache holds tags of for an image (for messages)."""
+        return sorted({f'{e["tagger"]} on ' + ('the file as it is' if e['degradation'] is None
+                                                else 'an LQ image of it')
+                       for e in self.entries.values() if e['image_sha256'] == image_sha256})
+
+
+def write_prompt_tags(path, entries, tagger, info):
     """Write (or extend) a tag cache atomically.
 
     Args:
         path (str): JSON file.
-        entries (dict[str, dict]): SHA-256 of the image file -> ``dict(path=..., tags=...)``.
+        entries (dict[str, dict]): :func:`tag_entry_key` -> ``dict(image_sha256=..., tagger=...,
+            degradation=..., path=..., tags=...)``.
+        tagger (dict): The tagger's record: ``identity``, ``name``, ``version``,
+            ``weights_sha256``.
         info (dict): What made the tags (tagger, pipeline, split), recorded per run.
     """
-    data = dict(format=TAGS_FORMAT, runs=[], images={})
-    if osp.isfile(path):
-        with open(path, encoding='utf-8') as f:
-            data = json.load(f)
-        if data.get('format') != TAGS_FORMAT:
-            raise ValueError(f'{path} exists and is not a prompt tag cache: not overwriting it')
+    data = (read_tag_cache(path) if osp.isfile(path) else
+            dict(format=TAGS_FORMAT, runs=[], taggers={}, entries={}))
+    data['taggers'][tagger['identity']] = {k: v for k, v in tagger.items() if k != 'identity'}
     data['runs'].append(info)
-    data['images'].update(entries)
+    data['entries'].update(entries)
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     tmp = f'{path}.tmp{os.getpid()}'
     with open(tmp, 'w', encoding='utf-8') as f:
         json.dump(data, f, indent=1, sort_keys=True)
     os.replace(tmp, path)
+
+
+def drop_tag_prompts(backbone_cfg):
+    """Replace ``tags`` prompt sources in a model part's config by the empty prompt (for tools
+    that count parameters or time a step: a tag cache holds no parameters and costs one lookup
+    per image). Returns whether any was replaced."""
+    replaced = False
+    for key in ('prompt', 'test_prompt'):
+        spec = backbone_cfg.get(key)
+        if isinstance(spec, dict) and spec.get('type') == 'tags':
+            backbone_cfg[key] = 'empty'
+            replaced = True
+    return replaced
 
 
 # --------------------------------------------------------------------------- embeddings

@@ -40,8 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from ..datasets.demo_data import check_generator_version
-from ..evaluation.robustness import content_key as json_sha256
-from ..fileio import dump_json_atomic, source_digest
+from ..evaluation.cells import content_key, dump_json, source_digest
 from ..sam.prior_io import file_sha256
 from .diffusion import ARCHS, build_scheduler, build_text_encoder, build_unet, build_vae
 from .prompts import build_class_prompt, present_classes, resolve_class_names, tokenize
@@ -52,7 +51,7 @@ DEFAULT_OUT = 'data/tiny_sd'
 
 # Hyper-parameters of each stage (overridable per key; all of them are in the content key).
 VAE_DEFAULTS = dict(
-    steps=1000,        # optimiser steps
+    steps=4000,        # optimiser steps
     batch_size=4,
     crop=(128, 256),   # random crops (height, width in pixels), random horizontal flip
     lr=2e-3,           # AdamW, linear warm-up then cosine decay to 0
@@ -149,8 +148,9 @@ def pretrain_key(data_root, settings):
                 digest.update(osp.relpath(path, data_root).replace(os.sep, '/').encode())
                 digest.update(file_sha256(path).encode())
     parts = dict(format=MANIFEST_FORMAT, settings=settings, data_sha256=digest.hexdigest(),
-                 code_sha256=source_digest('models', ('tiny_sd_pretrain', 'diffusion')))
-    return json_sha256(parts), parts
+                 code_sha256=[source_digest(osp.dirname(osp.abspath(__file__)), stem)
+                                  for stem in ('tiny_sd_pretrain', 'diffusion')])
+    return content_key(parts), parts
 
 
 # --------------------------------------------------------------------------- data
@@ -541,7 +541,7 @@ def _write_folder(out_dir, record, parts):
                         versions=dict(torch=torch.__version__, diffusers=diffusers.__version__,
                                       transformers=transformers.__version__),
                         files=folder_files(tmp))
-        dump_json_atomic(manifest, osp.join(tmp, MANIFEST_NAME))
+        dump_json(manifest, osp.join(tmp, MANIFEST_NAME))
         if osp.exists(out_dir):
             old = f'{osp.abspath(out_dir)}.old{os.getpid()}'
             os.rename(out_dir, old)

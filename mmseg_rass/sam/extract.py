@@ -9,6 +9,7 @@ from mmcv.transforms import Compose
 from mmseg.registry import DATASETS
 
 from ..datasets.degraded_dataset import expanded_dataset_cfg
+from ..errors import ConfigError, ParameterError
 from .prior_io import (file_sha256, load_sam_prior, prior_path, save_sam_prior,
                        select_largest_masks, update_empty_priors, write_manifest)
 from .prior_source import IMAGE_SOURCE
@@ -42,16 +43,16 @@ def prior_pipeline(pipeline, clean_priors=False):
         elif step_type == DEGRADE_TYPE:
             kept.append(dict(copy.deepcopy(dict(step)), deterministic=True))
     if not kept or kept[0]['type'] not in LOADING_TYPES:
-        raise ValueError('the dataset pipeline has no LoadImage/LoadImageFromFile step: cannot '
-                         'tell how to load the images for SAM')
+        raise ConfigError('the dataset pipeline has no LoadImage/LoadImageFromFile step: cannot '
+                          'tell how to load the images for SAM')
     degrades = [s for s in kept if s['type'] == DEGRADE_TYPE]
     if len(degrades) > 1:
-        raise ValueError(f'the dataset pipeline has {len(degrades)} Degrade steps; SAM priors '
-                         'support one')
+        raise ConfigError(f'the dataset pipeline has {len(degrades)} Degrade steps; SAM priors '
+                          'support one')
     if not degrades and not clean_priors:
-        raise ValueError('the dataset pipeline has no Degrade step, so SAM would see the clean '
-                         'image and clean information would reach a low-quality benchmark; '
-                         + NO_DEGRADE_HINT)
+        raise ConfigError('the dataset pipeline has no Degrade step, so SAM would see the clean '
+                          'image and clean information would reach a low-quality benchmark; '
+                          + NO_DEGRADE_HINT)
     for step in degrades:  # keep_hq only changes what else is kept in results
         step.pop('keep_hq', None)
     return kept, degrades
@@ -80,7 +81,7 @@ def unwrap_dataset_cfg(dataset_cfg):
         dataset_cfg = dataset_cfg['dataset']
     dataset_cfg = expanded_dataset_cfg(dataset_cfg)
     if 'datasets' in dataset_cfg:
-        raise ValueError('ConcatDataset splits are not supported: run the tool per dataset')
+        raise ConfigError('ConcatDataset splits are not supported: run the tool per dataset')
     return dataset_cfg
 
 
@@ -130,7 +131,7 @@ def extract_sam_priors(dataset_cfg, out_dir, generator, manifest_info, num_masks
     """
     index, count = shard
     if not 0 <= index < count:
-        raise ValueError(f'shard must be i/n with 0 <= i < n, got {index}/{count}')
+        raise ParameterError(f'shard must be i/n with 0 <= i < n, got {index}/{count}')
     dataset_cfg = unwrap_dataset_cfg(dataset_cfg)
     pipeline_cfg = dataset_cfg.get('pipeline', [])
     clean_priors = clean_priors or _wants_clean_priors(pipeline_cfg)

@@ -22,6 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..errors import ConfigError, InputFileError, InputNotFoundError
+
 PRIOR_FORMAT = 'mmseg_rass.sam_priors.v2'
 MANIFEST_NAME = 'manifest.json'
 # Manifest entries that say where things are, what they are called or what happened, not how
@@ -160,8 +162,8 @@ def prior_path(prior_dir, img_path, img_root):
     """
     rel = osp.relpath(osp.abspath(img_path), osp.abspath(img_root))
     if rel.startswith('..'):
-        raise ValueError(f'image {img_path} is not under img_root {img_root}: set img_root '
-                         "(LoadSAMPriors) / the dataset's data_root to a folder containing it")
+        raise ConfigError(f'image {img_path} is not under img_root {img_root}: set img_root '
+                          "(LoadSAMPriors) / the dataset's data_root to a folder containing it")
     return osp.join(prior_dir, osp.splitext(rel)[0] + '.npz')
 
 
@@ -229,8 +231,9 @@ def write_manifest(prior_dir, manifest):
             fields = (set(old) | set(manifest)) - {'checkpoint', 'empty_priors', 'key'}
             changed = sorted(k for k in fields if old.get(k) != manifest.get(k))
             if changed:
-                raise ValueError(f'{path} was written with other settings (differs in {changed}): '
-                                 'use another --out folder or delete the old priors')
+                raise InputFileError(f'{path} was written with other settings (differs in '
+                                     f'{changed}): use another --out folder or delete the old '
+                                     'priors')
             if old.get('key') != manifest_key(old):  # edited by hand: the key follows the content
                 old['key'] = manifest_key(old)
                 _write_json(path, old)
@@ -264,17 +267,18 @@ def read_manifest(prior_dir):
     """Read ``manifest.json`` of a prior folder (clear errors when absent, foreign or old)."""
     path = osp.join(prior_dir, MANIFEST_NAME)
     if not osp.isfile(path):
-        raise FileNotFoundError(f'no SAM prior manifest {path}: make the priors with '
-                                '`python tools/extract_sam_priors.py CONFIG --out '
-                                f'{prior_dir} ...` (see docs/sam_priors.md)')
+        raise InputNotFoundError(f'no SAM prior manifest {path}: make the priors with '
+                                 '`python tools/extract_sam_priors.py CONFIG --out '
+                                 f'{prior_dir} ...` (see docs/sam_priors.md)')
     try:
         with open(path) as f:
             manifest = json.load(f)
     except ValueError as e:
-        raise ValueError(f'{path} is not valid JSON ({e}): delete the prior folder and '
-                         're-extract') from e
+        raise InputFileError(f'{path} is not valid JSON ({e}): delete the prior folder and '
+                             're-extract') from e
     if manifest.get('format') != PRIOR_FORMAT:
-        raise ValueError(f'{path} is not a {PRIOR_FORMAT} manifest (format '
-                         f'{manifest.get("format")!r}): priors of older versions record neither '
-                         'image hashes nor settings keys; re-extract them into a new folder')
+        raise InputFileError(f'{path} is not a {PRIOR_FORMAT} manifest (format '
+                             f'{manifest.get("format")!r}): priors of older versions record '
+                             'neither image hashes nor settings keys; re-extract them into a '
+                             'new folder')
     return manifest

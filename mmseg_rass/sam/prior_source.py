@@ -6,6 +6,8 @@ import os.path as osp
 import numpy as np
 import torch
 
+from ..errors import CheckpointNotFoundError, InputNotFoundError
+
 IMAGE_SOURCE = dict(type='image')
 
 
@@ -71,8 +73,8 @@ class RestorerPriorSource:
         self.model_cfg = copy.deepcopy(dict(model_cfg))
         self.model = MODELS.build(copy.deepcopy(self.model_cfg))
         if checkpoint is not None:
-            if not osp.isfile(checkpoint):
-                raise FileNotFoundError(f'restorer checkpoint {checkpoint} not found')
+            if not osp.isfile(checkpoint) and '://' not in checkpoint:  # URLs: mmengine's loader
+                raise CheckpointNotFoundError(f'restorer checkpoint {checkpoint} not found')
             load_checkpoint(self.model, checkpoint, map_location='cpu', strict=True)
         self.model.to(device).eval().requires_grad_(False)
         self.device = device
@@ -92,7 +94,7 @@ class RestorerPriorSource:
         """
         from mmengine.config import Config
         if not osp.isfile(config):
-            raise FileNotFoundError(f'restorer config {config} not found')
+            raise InputNotFoundError(f'restorer config {config} not found')
         cfg = Config.fromfile(config)
         if 'restorer' in cfg.model:  # as RestoreThenSegment builds it (its prompt defaults)
             from ..models.segmentors.restore_then_segment import restorer_defaults

@@ -20,6 +20,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 
+from ..errors import ParameterError
 from .degradation_kernels import KERNEL_TYPE_INDEX, KERNEL_TYPES, build_kernels, filter2d
 from .degradation_ops import RESIZE_MODES, gaussian_noise, jpeg, poisson_noise, resize
 
@@ -127,7 +128,7 @@ _NONNEG_RANGES = ('noise_range', 'noise_range2', 'poisson_scale_range', 'poisson
 
 
 def _bad(key, value, problem):
-    return ValueError(f'Degrade: {key}={value!r} {problem}')
+    return ParameterError(f'Degrade: {key}={value!r} {problem}')
 
 
 def _is_number(value):

@@ -27,6 +27,7 @@ import torch
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
+from ..errors import ParameterError
 from . import imagenet_c_noise_blur as _nb
 from . import imagenet_c_weather_digital as _wd
 from .degradation_pipeline import stable_seed
@@ -46,15 +47,16 @@ SEVERITIES = (1, 2, 3, 4, 5)
 def corruption_fn(name):
     """The function implementing corruption ``name`` (one of :data:`CORRUPTIONS`)."""
     if name not in CORRUPTIONS:
-        raise ValueError(f'unknown corruption {name!r}: choose from {", ".join(CORRUPTIONS)}')
+        raise ParameterError(f'unknown corruption {name!r}: choose from '
+                             f'{", ".join(CORRUPTIONS)}')
     return getattr(_nb, name, None) or getattr(_wd, name)
 
 
 def check_severity(severity):
-    """Raise ``ValueError`` unless ``severity`` is an int 1–5."""
+    """Raise ``ParameterError`` (a ``ValueError``) unless ``severity`` is an int 1–5."""
     if isinstance(severity, bool) or severity not in SEVERITIES:
-        raise ValueError(f'corruption severity {severity!r} is out of range: choose an integer '
-                         'from 1 to 5')
+        raise ParameterError(f'corruption severity {severity!r} is out of range: choose an '
+                             'integer from 1 to 5')
 
 
 def image_seed(img_path, name, severity):

@@ -35,3 +35,36 @@ class LoadImage(LoadImageFromFile):
         results['img_shape'] = img.shape[:2]
         results['ori_shape'] = img.shape[:2]
         return results
+
+
+@TRANSFORMS.register_module()
+class LoadHQImage(LoadImage):
+    """Load the HQ image of a paired super-resolution sample (``results['hq_path']``, set by
+    ``RealISRDataset``) into ``results['hq_img']`` and check its size against the LQ image.
+
+    A sample without ``hq_path`` (a photo given to mmseg's inferencer, which reuses the test
+    dataloader's pipeline) passes unchanged: no HQ image exists, and what needs one (a
+    full-reference metric) fails naming it.
+
+    Args:
+        scale (int): The HQ image must be exactly ``scale`` × the LQ image (``img``).
+        **kwargs: As :class:`LoadImage` (the LQ image's loading arguments).
+    """
+
+    def __init__(self, scale, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def transform(self, results):
+        if 'hq_path' not in results:
+            return results
+        hq = super().transform(dict(img_path=results['hq_path']))['img']
+        lq_shape = results['img'].shape[:2]
+        expected = (self.scale * lq_shape[0], self.scale * lq_shape[1])
+        if hq.shape[:2] != expected:
+            raise ValueError(f'HQ image {results["hq_path"]} is {hq.shape[:2]}, expected '
+                             f'{expected} = {self.scale} x its LQ image {results["img_path"]} '
+                             f'{lq_shape}: set the scale of the set (LQ images already at the '
+                             'HQ size, as in RealSR V3, need scale=1 or the x4 copies)')
+        results['hq_img'] = hq
+        return results

@@ -8,7 +8,7 @@ ffn = dict(embed_dims=32, feedforward_channels=64)
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(pretrained_model_path=None, arch='tiny', scr_lora=None, out_channels=32,
-                  dtype='float32'),
+                  dtype='float32', prompt='empty', test_prompt=None),  # no tag cache here
     decode_head=dict(
         in_channels=[32] * 4, feat_channels=32, out_channels=32, num_queries=8,
         num_classes=num_classes,

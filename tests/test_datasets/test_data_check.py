@@ -1,6 +1,9 @@
-"""Data checked when a dataset is built: each bad file named, before any training step."""
+"""Data checked when a dataset is built: each bad file named, before any training step; files
+the check cannot judge (other loaders, no pipeline) and datasets mmengine accepts are left alone."""
 import shutil
+import struct
 
+import numpy as np
 import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -27,7 +30,11 @@ def files(root, split):
     return images, labels
 
 
+LOADERS = [dict(type='LoadImage'), dict(type='LoadAnnotations')]
+
+
 def build(root, split='train', **kwargs):
+    kwargs.setdefault('pipeline', LOADERS)
     return DATASETS.build(dict(
         type='DemoCityscapesDataset', data_root=str(root),
         data_prefix=dict(img_path=f'leftImg8bit/{split}', seg_map_path=f'gtFine/{split}'),
@@ -161,3 +168,89 @@ def test_files_are_checked_once_per_machine(data, monkeypatch):
     monkeypatch.setenv('LOCAL_RANK', '0')
     with pytest.raises(DataCheckError, match=f'label {labels[0]} does not exist'):
         build(data, split='val')
+
+
+def test_files_without_a_loader_the_check_knows_are_not_judged(data):
+    images, labels = files(data, 'train')
+    images[0].write_bytes(b'not an image at all')
+    labels[1].unlink()
+    for pipeline in ([], [dict(type='PackSegInputs')]):  # nothing reads the files here
+        assert len(build(data, pipeline=pipeline)) == 4
+    # mmengine's own BaseDataset without a pipeline (as in mmengine's tests)
+    from mmengine.dataset import BaseDataset
+    dataset = BaseDataset(data_root=str(data), data_prefix=dict(img_path='leftImg8bit/train'),
+                          ann_file='', lazy_init=True)
+    dataset.load_data_list = lambda: [dict(img_path=str(p)) for p in images]
+    dataset.full_init()
+    assert len(dataset) == 4
+
+
+def test_npy_dataset_read_by_mmseg_loaders_builds_and_loads(tmp_path):
+    image = np.random.default_rng(0).random((8, 6, 3), dtype=np.float32)
+    label = np.arange(48, dtype=np.uint8).reshape(8, 6) % 3
+    for folder, array in (('img', image), ('ann', label)):
+        (tmp_path / folder).mkdir()
+        np.save(tmp_path / folder / 'a.npy', array)
+    config = dict(type='BaseSegDataset', data_root=str(tmp_path), img_suffix='.npy',
+                  seg_map_suffix='.npy', data_prefix=dict(img_path='img', seg_map_path='ann'),
+                  metainfo=dict(classes=('a', 'b', 'c')))
+    dataset = DATASETS.build(dict(config, pipeline=[
+        dict(type='LoadBiomedicalImageFromFile', decode_backend='numpy', to_xyz=False),
+        dict(type='LoadBiomedicalAnnotation', decode_backend='numpy', to_xyz=False)]))
+    sample = dataset[0]  # the loaders mmseg runs read what the check left alone
+    assert np.array_equal(sample['gt_seg_map'], label)
+    # read by a loader the check knows (mmcv's image decoder), a .npy is refused: training
+    # would fail on it
+    with pytest.raises(DataCheckError, match=r'image .*a\.npy is not a readable image'):
+        DATASETS.build(dict(config, pipeline=[dict(type='LoadImageFromFile')]))
+
+
+def write_multiband_tiff(path, array):
+    """A baseline TIFF of (H, W, C) float32 samples, C > 4: what GeoTIFF tools write."""
+    height, width, bands = array.shape
+    data = np.ascontiguousarray(array, dtype='<f4').tobytes()
+    entries = [(256, 3, 1, width), (257, 3, 1, height), (258, 3, 1, 32), (259, 3, 1, 1),
+               (262, 3, 1, 1), (273, 4, 1, 8), (277, 3, 1, bands), (278, 3, 1, height),
+               (279, 4, 1, len(data)), (284, 3, 1, 1), (339, 3, 1, 3)]
+    ifd = struct.pack('<H', len(entries)) + b''.join(
+        struct.pack('<HHI', tag, kind, count) + struct.pack('<I' if kind == 4 else '<HH',
+                                                           *([value] if kind == 4 else [value, 0]))
+        for tag, kind, count, value in entries) + struct.pack('<I', 0)
+    path.write_bytes(b'II*\x00' + struct.pack('<I', 8 + len(data)) + data + ifd)
+
+
+def test_multiband_geotiff_read_by_mmseg_rs_loader_builds(tmp_path, monkeypatch):
+    from mmseg.datasets.transforms import loading
+    from PIL import Image, UnidentifiedImageError
+    (tmp_path / 'img').mkdir()
+    write_multiband_tiff(tmp_path / 'img' / 'a.tif', np.ones((4, 5, 6), np.float32))
+    with pytest.raises(UnidentifiedImageError):  # PIL cannot read it (the old check refused it)
+        Image.open(tmp_path / 'img' / 'a.tif')
+    # LoadSingleRSImageFromFile reads GeoTIFFs with GDAL, which only needs to be importable to
+    # build the transform; the data check must leave its files alone
+    monkeypatch.setattr(loading, 'gdal', object())
+    dataset = DATASETS.build(dict(
+        type='BaseSegDataset', data_root=str(tmp_path), img_suffix='.tif',
+        data_prefix=dict(img_path='img'), metainfo=dict(classes=('a', 'b')),
+        pipeline=[dict(type='LoadSingleRSImageFromFile')]))
+    assert len(dataset) == 1
+
+
+@pytest.mark.parametrize('dataset_type', ['BaseSegDataset', 'BaseDataset'])
+def test_empty_unserialised_dataset_builds_as_in_mmengine(tmp_path, dataset_type):
+    from mmengine.dataset import BaseDataset
+    (tmp_path / 'img').mkdir()
+    if dataset_type == 'BaseDataset':
+        dataset = BaseDataset(ann_file='', serialize_data=False, lazy_init=True)
+        dataset.load_data_list = lambda: []
+        dataset.full_init()
+    else:
+        dataset = DATASETS.build(dict(type=dataset_type, data_root=str(tmp_path),
+                                      data_prefix=dict(img_path='img'), serialize_data=False,
+                                      pipeline=LOADERS))
+    assert len(dataset) == 0
+    # serialised, mmengine cannot build it either (numpy's concatenate of nothing): the
+    # plug-in's error says where it looked
+    with pytest.raises(DataCheckError, match=rf"data_root='{tmp_path}'.*has no samples"):
+        DATASETS.build(dict(type='BaseSegDataset', data_root=str(tmp_path),
+                            data_prefix=dict(img_path='img'), pipeline=LOADERS))

@@ -1,10 +1,9 @@
-"""Robustness benchmark logic: selection, summary figures, config surgery, cache keys, strict
-checkpoint loading, reports and the leaderboard (hand-made results)."""
+"""Robustness benchmark logic: selection, summary figures, config surgery, code digests,
+reports and the leaderboard (hand-made results). The cell cache and strict checkpoint loading
+it shares with the LQ protocol: tests/test_evaluation/test_cells.py."""
 import json
-from collections import OrderedDict
 
 import pytest
-import torch
 
 from mmseg_rass.evaluation import robustness as rob
 from mmseg_rass.transforms.imagenet_c import CATEGORIES
@@ -107,7 +106,7 @@ def test_leaderboard_from_hand_made_results(tmp_path):
     with pytest.raises(rob.BenchmarkError, match='result file .*missing.json does not exist'):
         rob.compare([str(tmp_path / 'missing.json')], str(tmp_path / 'cmp'))
     (tmp_path / 'foreign.json').write_text('{"mIoU": 1}')
-    with pytest.raises(rob.BenchmarkError, match='is not a robustness result'):
+    with pytest.raises(rob.BenchmarkError, match='is not a result of tools/benchmark_robustness.py'):
         rob.compare([str(tmp_path / 'foreign.json')], str(tmp_path / 'cmp'))
 
 
@@ -201,82 +200,10 @@ def test_check_request_errors(tmp_path):
             rob.check_request(config, ckpt, ['fog'], [1, bad])
 
 
-def test_cell_cache_key(tmp_path):
-    key = dict(version=rob.CACHE_VERSION, checkpoint='a' * 64, config='c', files='f',
-               corruption=rob.corruption_transform('fog', 1))
-    path = tmp_path / 'fog_s1.json'
-    assert rob.read_cell(str(path), key) == (None, None)
-    path.write_text(json.dumps(dict(mIoU=1.0, key=rob.content_key(key), key_parts=key)))
-    assert rob.read_cell(str(path), key)[0]['mIoU'] == 1.0
-    assert rob.read_cell(str(path), dict(key, checkpoint='b' * 64)) == (None, 'checkpoint')
-    assert rob.read_cell(str(path), dict(key, config='d', files='g')) == (None, 'config/files')
+def test_transform_code_digest_per_implementation():
     assert rob.transform_code_digest(None) is None
     assert len({rob.transform_code_digest(rob.corruption_transform(n, 1))
                 for n in ('fog', 'snow', 'realesrgan_jpeg')}) == 2  # per implementation
-    path.write_text('{"mIoU": 1.0, "source": {}}')  # a cell of the first format
-    assert rob.read_cell(str(path), key) == (None, 'older format')
-    path.write_text('{"mI')  # killed while writing
-    assert rob.read_cell(str(path), key) == (None, 'unreadable')
-
-
-class _Tiny(torch.nn.Module):
-
-    def __init__(self, width=3):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, width, 1)
-        self.head = torch.nn.Linear(width, 2)
-
-
-def test_strict_checkpoint_loading(tmp_path):
-    model = _Tiny()
-    good = tmp_path / 'good.pth'
-    torch.save(dict(state_dict=_Tiny().state_dict(), meta=dict()), good)
-    assert rob.load_checkpoint_checked(model, str(good)) == dict(
-        strict=True, missing=0, unexpected=0, mismatched=0)
-    assert torch.equal(model.conv.weight, torch.load(good)['state_dict']['conv.weight'])
-    # saved from a DDP-wrapped model: the module. prefix is removed
-    wrapped = tmp_path / 'wrapped.pth'
-    torch.save(OrderedDict(('module.' + k, v) for k, v in _Tiny().state_dict().items()),
-               wrapped)
-    assert rob.load_checkpoint_checked(model, str(wrapped))['missing'] == 0
-    # another model: one error listing the keys; nothing is loaded
-    other = tmp_path / 'other.pth'
-    state = _Tiny(width=5).state_dict()
-    state.pop('head.bias')
-    state['extra.weight'] = torch.zeros(1)
-    torch.save(dict(state_dict=state), other)
-    before = model.conv.weight.clone()
-    with pytest.raises(rob.BenchmarkError) as error:
-        rob.load_checkpoint_checked(model, str(other))
-    message = str(error.value)
-    assert '1 missing key (head.bias)' in message and '1 unexpected key (extra.weight)' in message
-    assert '3 with another shape (conv.weight, conv.bias, head.weight)' in message
-    assert '--non-strict' in message and torch.equal(model.conv.weight, before)
-    # --non-strict: what matches is loaded, the counts are reported
-    assert rob.load_checkpoint_checked(model, str(other), strict=False) == dict(
-        strict=False, missing=1, unexpected=1, mismatched=3)
-    empty = tmp_path / 'empty.pth'
-    torch.save(dict(state_dict={}), empty)
-    with pytest.raises(rob.BenchmarkError, match=r'4 missing keys \(conv.weight, conv.bias, '
-                       r'head.weight, … \(1 more\)\)'):
-        rob.load_checkpoint_checked(model, str(empty))
-    (tmp_path / 'junk.pth').write_bytes(b'not a checkpoint')
-    with pytest.raises(rob.BenchmarkError, match='checkpoint .*junk.pth'):
-        rob.load_checkpoint_checked(model, str(tmp_path / 'junk.pth'))
-
-
-class Payload:
-    """An object safe loading refuses (any class outside the allowed globals)."""
-
-
-def test_untrusted_checkpoint_is_refused(tmp_path, monkeypatch):
-    path = tmp_path / 'pickled.pth'
-    torch.save(dict(state_dict=_Tiny().state_dict(), extra=Payload()), path)
-    monkeypatch.delenv('MMSEG_RASS_TRUST_CHECKPOINTS', raising=False)
-    with pytest.raises(rob.BenchmarkError, match='safe loading .*--trust-checkpoint'):
-        rob.load_checkpoint_checked(_Tiny(), str(path))
-    monkeypatch.setenv('MMSEG_RASS_TRUST_CHECKPOINTS', '1')
-    assert rob.load_checkpoint_checked(_Tiny(), str(path))['missing'] == 0
 
 
 def test_model_zoo_config_as_it_is(tmp_path, cached_mmseg_model_index):

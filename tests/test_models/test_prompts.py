@@ -2,7 +2,6 @@
 import copy
 import glob
 import os.path as osp
-import runpy
 import shutil
 
 import pytest
@@ -28,19 +27,27 @@ def _sample(labels=None, img_path=None, size=32):
 
 def _tagger(rgb):
     """A stand-in tagger: a tag from the image's mean colour."""
-    return ['street', f'tone{int(rgb.mean()) % 5}']
+    return ['street', f'tone{rgb.mean():.2f}']
+
+
+def _other_tagger(rgb):
+    return 'another tagger'
+
+
+TRAIN_SPLIT = dict(data_prefix=dict(img_path='leftImg8bit/train', seg_map_path='gtFine/train'),
+                   pipeline=[dict(type='LoadImage'), dict(type='Degrade', preset='rass_x1')])
+TAGS = dict(type='tags', tagger='test', degradation=None)
 
 
 @pytest.fixture(scope='module')
-def tag_cache(demo_data_root, tmp_path_factory, repo_root):
-    tool = runpy.run_path(osp.join(repo_root, 'tools', 'make_prompt_tags.py'))
+def tag_cache(demo_data_root, tmp_path_factory, tool_loader):
+    tool = tool_loader('make_prompt_tags')
     path = str(tmp_path_factory.mktemp('tags') / 'tags.json')
-    dataset = dict(type='DemoCityscapesDataset', data_root=str(demo_data_root),
-                   data_prefix=dict(img_path='leftImg8bit/train', seg_map_path='gtFine/train'),
-                   pipeline=[dict(type='LoadImage'), dict(type='Degrade', preset='rass_x1')])
-    counts = tool['make_tags'](dataset, path, _tagger, dict(tagger='test'), image='clean')
-    again = tool['make_tags'](dataset, path, _tagger, dict(tagger='test'), image='clean')
-    assert counts == dict(tagged=4, skipped=0) and again == dict(tagged=0, skipped=4)
+    dataset = dict(type='DemoCityscapesDataset', data_root=str(demo_data_root), **TRAIN_SPLIT)
+    counts = tool.make_tags(dataset, path, _tagger, dict(name='test'), {}, image='clean')
+    again = tool.make_tags(dataset, path, _tagger, dict(name='test'), {}, image='clean')
+    assert counts == dict(tagged=4, skipped=0, identity='test', degradation=None)
+    assert again == dict(counts, tagged=0, skipped=4)
     images = sorted(glob.glob(f'{demo_data_root}/leftImg8bit/train/*/*.png'))
     return path, images
 
@@ -54,7 +61,9 @@ def test_sources_and_clear_errors():
     with pytest.raises(ValueError, match='bad prompt arguments'):
         prompts.build_prompt_source(dict(type='class_names', sep=';'))
     with pytest.raises(FileNotFoundError, match='make_prompt_tags.py'):
-        prompts.build_prompt_source(dict(type='tags', cache='/nonexistent/tags.json'))
+        prompts.build_prompt_source(dict(TAGS, cache='/nonexistent/tags.json'))
+    with pytest.raises(ValueError, match='needs tagger=.*and degradation='):
+        prompts.build_prompt_source(dict(type='tags', cache='tags.json', tagger='ram'))
 
 
 def test_scr_test_prompt_uses_no_labels_and_gt_is_logged_as_oracle(monkeypatch):
@@ -84,7 +93,7 @@ def test_scr_test_prompt_uses_no_labels_and_gt_is_logged_as_oracle(monkeypatch):
 
 def test_tags_are_looked_up_by_content_and_precomputed(tag_cache, tmp_path, monkeypatch):
     path, images = tag_cache
-    backbone = RASSBackbone(arch='tiny', out_channels=16, prompt=dict(type='tags', cache=path),
+    backbone = RASSBackbone(arch='tiny', out_channels=16, prompt=dict(TAGS, cache=path),
                             prompt_cache_dir=str(tmp_path / 'embeds'))
     assert not hasattr(backbone, 'text_encoder') and backbone.prompts.text_encoder is None
     assert backbone.text_embeds is None  # per image
@@ -95,20 +104,65 @@ def test_tags_are_looked_up_by_content_and_precomputed(tag_cache, tmp_path, monk
     shutil.copy(images[0], moved)  # same bytes elsewhere: same tags
     ctx, _ = backbone.prompts('train', [_sample(img_path=images[0]), _sample(img_path=str(moved))])
     assert ctx.shape == (2, 77, 32) and torch.equal(ctx[0], ctx[1])
-    tag_cache_tags = prompts.load_prompt_tags(path)
+    cached = {e['tags'] for e in prompts.PromptTagCache(path).entries.values()}
     texts = {backbone.prompts.sources['train'].text_of(p) for p in images}
-    assert texts == set(tag_cache_tags.values()) and all(t.startswith('street, tone') for t in texts)
+    assert texts == cached and all(t.startswith('street, tone') for t in texts)
 
     moved.write_bytes(moved.read_bytes() + b'\0')  # changed content: never stale tags
-    with pytest.raises(KeyError, match='not in the tag cache.*make_prompt_tags.py'):
+    with pytest.raises(KeyError, match='moved.png .* has no tags from tagger .test. for the '
+                       'image file as it is .*it has no tags of any tagger.*make_prompt_tags.py'):
         backbone.prompts('train', [_sample(img_path=str(moved))])
 
     # a second build reuses the embedding file: the text encoder runs for nothing
     monkeypatch.setattr(prompts.PromptConditioner, '_encode', lambda *a: pytest.fail('encoded'))
-    again = RASSBackbone(arch='tiny', out_channels=16, prompt=dict(type='tags', cache=path),
+    again = RASSBackbone(arch='tiny', out_channels=16, prompt=dict(TAGS, cache=path),
                          prompt_cache_dir=str(tmp_path / 'embeds'))
     torch.testing.assert_close(again.prompts('train', [_sample(img_path=images[0])])[0],
                                ctx[:1], atol=1e-3, rtol=1e-3)  # stored in fp16
+
+
+def test_tags_of_another_tagger_or_degradation_are_never_reused(demo_data_root, tmp_path,
+                                                               tool_loader):
+    """The cache key is image bytes + tagger identity + degradation: a second tagger or the
+    LQ image's tags written into the same cache add entries; each lookup finds its own."""
+    tool = tool_loader('make_prompt_tags')
+    path = str(tmp_path / 'tags.json')
+    dataset = dict(type='DemoCityscapesDataset', data_root=str(demo_data_root), **TRAIN_SPLIT)
+    tool.make_tags(dataset, path, _tagger, dict(name='test'), {}, image='clean')
+    lq = tool.make_tags(dataset, path, _tagger, dict(name='test'), {}, image='pipeline')
+    assert lq['tagged'] == 4 and lq['degradation'] == [dict(type='Degrade', preset='rass_x1')]
+    other = tool.make_tags(dataset, path, _other_tagger, dict(name='other', version='2'), {},
+                           image='clean')
+    assert other == dict(tagged=4, skipped=0, identity='other@2', degradation=None)
+    image = sorted(glob.glob(f'{demo_data_root}/leftImg8bit/train/*/*.png'))[0]
+
+    def text(**spec):
+        return prompts.build_prompt_source(dict(type='tags', cache=path, **spec)).text_of(image)
+
+    clean = text(tagger='test', degradation=None)
+    degraded = text(tagger='test', degradation=dict(type='Degrade', preset='rass_x1'))
+    assert clean.startswith('street, tone') and degraded.startswith('street, tone')
+    assert clean != degraded  # the LQ image was tagged (its mean colour differs), not the file
+    assert text(tagger='other', degradation=None) == text(tagger='other@2', degradation=None) \
+        == 'another tagger'
+    with pytest.raises(KeyError, match=r"no tags from tagger 'other@2' for the LQ image of "
+                       r"Degrade\(preset=rass_x1.*it has tags from other@2 on the file as it is; "
+                       r'test on an LQ image of it; test on the file as it is'):
+        text(tagger='other', degradation=dict(type='Degrade', preset='rass_x1'))
+    with pytest.raises(KeyError, match="no tags from tagger 'test' for the LQ image of "
+                       r'Degrade\(preset=rass_x1, severity=2'):
+        text(tagger='test', degradation=dict(type='Degrade', preset='rass_x1', severity=2))
+    with pytest.raises(ValueError, match="no tags from a tagger 'ram' \\(it has: other@2, test\\)"):
+        text(tagger='ram', degradation=None)
+    # the same name with other weights: a new identity, and the bare name no longer chooses
+    weights = tmp_path / 'weights.pth'
+    weights.write_bytes(b'new weights')
+    again = tool.make_tags(dataset, path, _other_tagger, dict(name='test', weights=str(weights)),
+                           {}, image='clean')
+    assert again['tagged'] == 4 and again['identity'].startswith('test#sha256:')
+    with pytest.raises(ValueError, match="2 taggers named 'test'.*set tagger= to the identity you mean"):
+        text(tagger='test', degradation=None)
+    assert text(tagger=again['identity'], degradation=None) == 'another tagger'
 
 
 def test_rass_per_image_prompts_need_the_hook_and_train_with_it(tag_cache, monkeypatch):
@@ -117,7 +171,7 @@ def test_rass_per_image_prompts_need_the_hook_and_train_with_it(tag_cache, monke
     from mmseg_rass.hooks.rass_prompt_hook import attach_prompt_hooks
     path, images = tag_cache
     backbone = dict(type='RASSBackbone', arch='tiny', out_channels=16,
-                    prompt=dict(type='tags', cache=path), test_prompt='gt',
+                    prompt=dict(TAGS, cache=path), test_prompt='gt',
                     class_names=[f'c{i}' for i in range(19)])
     model = MODELS.build(dict(
         type='EncoderDecoder',

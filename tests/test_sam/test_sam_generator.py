@@ -27,7 +27,7 @@ def test_real_generator_with_tiny_encoder(tmp_path, monkeypatch):
 
     monkeypatch.setitem(segment_anything.sam_model_registry, 'vit_b', tiny_sam)
     ckpt = tmp_path / 'sam.pth'
-    ckpt.write_bytes(b'stand-in')
+    torch.save(tiny_sam().state_dict(), ckpt)  # read through the plug-in's safe loader
     gen = build_sam_mask_generator('vit_b', str(ckpt), points_per_side=2, pred_iou_thresh=-1e9,
                                    stability_score_thresh=-1e9, box_nms_thresh=1.0)
     assert isinstance(gen, segment_anything.SamAutomaticMaskGenerator)
@@ -38,3 +38,25 @@ def test_real_generator_with_tiny_encoder(tmp_path, monkeypatch):
         assert SAM_RECORD_KEYS <= set(r)
     masks, valid = select_largest_masks(records, 16, (24, 40))
     assert masks.shape == (16, 24, 40) and valid.sum() == min(len(records), 16)
+
+
+def test_bad_sam_checkpoint_is_one_error_naming_it(tmp_path, monkeypatch):
+    import segment_anything
+    from segment_anything.build_sam import _build_sam
+
+    from mmseg_rass.errors import CheckpointReadError, InputFileError
+    monkeypatch.setitem(segment_anything.sam_model_registry, 'vit_b', lambda checkpoint=None:
+                        _build_sam(encoder_embed_dim=16, encoder_depth=1, encoder_num_heads=1,
+                                   encoder_global_attn_indexes=[], checkpoint=None))
+    truncated = tmp_path / 'truncated.pth'
+    torch.save({'w': torch.zeros(1000)}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    with pytest.raises(CheckpointReadError, match=f'cannot read checkpoint {truncated}: it is '
+                       'damaged'):
+        build_sam_mask_generator('vit_b', str(truncated))
+    other = tmp_path / 'other.pth'
+    torch.save({'decode_head.conv_seg.weight': torch.zeros(2)}, other)
+    with pytest.raises(InputFileError, match=f'SAM checkpoint {other} does not fit SAM vit_b '
+                       r'\(Error\(s\) in loading state_dict.*pass the vit_b checkpoint '
+                       'sam_vit_b_01ec64.pth'):
+        build_sam_mask_generator('vit_b', str(other))

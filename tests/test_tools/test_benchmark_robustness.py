@@ -11,11 +11,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.runner import save_checkpoint
-from mmseg.registry import MODELS
+from PIL import Image
 
 from mmseg_rass.evaluation import robustness as rob
+from mmseg_rass.sam.prior_io import file_sha256
 
 # A model-zoo style config: inherits mmseg:: bases, mmseg's own dataset and LoadImageFromFile,
 # no custom_imports (the tool loads the plug-in). SegFormer with 8-channel stages.
@@ -37,20 +36,13 @@ test_cfg = dict(type='TestLoop')
 CELLS = ['--families', 'brightness', 'realesrgan_jpeg', '--severities', '5']
 
 
-def _save_model(config, checkpoint, seed=0):
-    torch.manual_seed(seed)
-    model = MODELS.build(Config.fromfile(str(config)).model)
-    model.init_weights()
-    save_checkpoint(dict(meta=dict(), state_dict=model.state_dict()), str(checkpoint))
-
-
 @pytest.fixture(scope='module')
-def tiny_model(demo_data_root, tmp_path_factory, cached_mmseg_model_index):
+def tiny_model(demo_data_root, tmp_path_factory, cached_mmseg_model_index, random_checkpoint):
     """(config path, checkpoint path) of a randomly initialised tiny SegFormer."""
     folder = tmp_path_factory.mktemp('tiny_segformer')
     config = folder / 'tiny_segformer.py'
     config.write_text(TINY_SEGFORMER.format(data_root=str(demo_data_root)))
-    _save_model(config, folder / 'tiny_segformer.pth')
+    random_checkpoint(config, folder / 'tiny_segformer.pth')
     return str(config), str(folder / 'tiny_segformer.pth')
 
 
@@ -129,7 +121,7 @@ def test_two_gloo_processes_give_the_numbers_of_one(runs):
 
 
 def test_cache_follows_checkpoint_config_and_files(tiny_model, demo_data_root, tmp_path,
-                                                   monkeypatch, capsys):
+                                                   monkeypatch, capsys, random_checkpoint):
     """Cells are reused while checkpoint bytes, config text and test files are unchanged."""
     config, checkpoint = tiny_model
     data = tmp_path / 'data'
@@ -159,7 +151,7 @@ def test_cache_follows_checkpoint_config_and_files(tiny_model, demo_data_root, t
     again, out = run()
     assert evaluated == [] and '2 cells (2 cached, 0 to evaluate)' in out
     assert again['summary'] == first['summary']
-    _save_model(tmp_path / 'm.py', ckpt, seed=1)  # retrained to the same file name
+    random_checkpoint(tmp_path / 'm.py', ckpt, seed=1)  # retrained to the same file name
     _, out = run()
     assert evaluated == [None, 'brightness']
     assert 'note: 2 cached cells' in out and 'checkpoint changed: clean, brightness_s2' in out
@@ -179,6 +171,32 @@ def test_cache_follows_checkpoint_config_and_files(tiny_model, demo_data_root, t
     shutil.copy(label, label.parent / label.name.replace('demo_city_', 'demo_city_9'))
     result, out = run()
     assert len(evaluated) == 2 and 'files changed' in out and result['num_images'] == 3
+    # a label edited in place (same name, same size, mtime put back): evaluated again
+    stat = os.stat(label)
+    edited = np.array(Image.open(label))
+    edited[:8] = 255
+    Image.fromarray(edited).save(label)
+    os.utime(label, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    changed, out = run()
+    assert len(evaluated) == 2 and 'files changed' in out
+    assert changed['cells'][0]['aAcc'] != result['cells'][0]['aAcc']
+
+
+def test_urls_with_the_same_file_name_give_each_model_its_numbers(tiny_model, http_folder,
+                                                                  tmp_path, monkeypatch,
+                                                                  random_checkpoint):
+    config, _ = tiny_model
+    folder, base = http_folder
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    for seed, sub in enumerate(('a', 'b')):
+        (folder / sub).mkdir()
+        random_checkpoint(config, folder / sub / 'model.pth', seed=seed)
+    results = [rob.run_benchmark(config, f'{base}/{sub}/model.pth', ['brightness'], [1],
+                                 str(tmp_path / 'wd')) for sub in ('a', 'b')]
+    digests = [r['checkpoint_sha256'] for r in results]
+    assert digests == [file_sha256(folder / sub / 'model.pth') for sub in ('a', 'b')]
+    a, b = ([(c['aAcc'], c['mIoU']) for c in r['cells']] for r in results)
+    assert a != b  # model B is evaluated, not reported with model A's cached numbers
 
 
 def test_mismatched_checkpoint_fails_and_non_strict_is_recorded(tiny_model, tool_loader,

@@ -1,4 +1,5 @@
-"""tools/check_zoo_mixing.py on a representative subset of real mmseg model-zoo configs.
+"""tools/check_zoo_mixing.py on a representative subset of real mmseg model-zoo configs: the
+configs tools/mix_config.py writes train a step (every family builds: test_mix_config.py).
 
 The whole sweep (13 families x RASS, SPT, SPD) runs in the tool; its tables are in docs/rass.md
 and docs/sam_priors.md. Here: ``pretrained=`` + one level at stride 8 (PSPNet); layer decay
@@ -39,13 +40,20 @@ def test_layer_decay_recipes_of_the_zoo_apply_to_the_rass_blocks(rass_rows):
     assert rass_rows['pspnet']['backbone_lr'] == 'x1'
 
 
-def test_edit_text_and_errors(tool):
+def test_edit_text_and_errors(tool, capsys):
     text = tool.config_text('rass', tool.FAMILY_BY_NAME['pspnet'])
-    assert text.startswith("_base_ = 'mmseg::pspnet/pspnet_r50-d8_")
+    assert "\n_base_ = 'mmseg::pspnet/pspnet_r50-d8_" in text
     assert 'out_strides=(8, 8, 8, 8)' in text
     assert "optim_wrapper = dict(constructor='RASSOptimWrapperConstructor')" in text
     with pytest.raises(KeyError, match='has no spt check'):
         tool.config_text('spt', tool.FAMILY_BY_NAME['ocrnet'])
+    assert not tool.has_check('spt', tool.FAMILY_BY_NAME['ocrnet'])
+    for argv, message in ((['spt', 'ocrnet'], '--show-edit: ocrnet has no spt check'),
+                          (['rass', 'nope'], '--show-edit: choose METHOD from rass, spt, spd')):
+        with pytest.raises(SystemExit) as exit_info:  # argparse's usage error, nothing mixed
+            tool.main(['--show-edit', *argv])
+        assert exit_info.value.code == 2
+        assert f': error: {message}' in capsys.readouterr().err.splitlines()[-1]
 
 
 def test_spt_and_spd_on_a_zoo_model(tool, one_torch_thread):

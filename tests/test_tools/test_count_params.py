@@ -3,6 +3,8 @@ import os.path as osp
 
 import pytest
 
+from mmseg_rass.tools_entry import run_cli
+
 
 @pytest.fixture(scope='module')
 def tool(tool_loader):
@@ -34,5 +36,5 @@ def test_any_config_and_clear_error(tool, repo_root):
         [osp.join(repo_root, 'configs/baseline/fpn_r18_demo_cityscapes.py')])
     assert {name for name, _, _ in rows} >= {'backbone', 'neck', 'decode_head'}
     assert trainable == total > 0
-    with pytest.raises(SystemExit, match='does not exist'):
-        tool.main(['no/such/config.py'])
+    with pytest.raises(SystemExit, match='^error: config file no/such/config.py does not exist$'):
+        run_cli(tool.main, ['no/such/config.py'])

@@ -2,6 +2,7 @@
 import json
 import os
 import os.path as osp
+import re
 
 import cv2
 import numpy as np
@@ -10,6 +11,7 @@ from mmcv.transforms import Compose
 
 from mmseg_rass.sam import (RestorerPriorSource, StandInMaskGenerator, extract_sam_priors,
                             load_sam_prior, read_manifest)
+from mmseg_rass.tools_entry import run_cli
 
 
 class CountingGenerator(StandInMaskGenerator):
@@ -166,22 +168,34 @@ def test_cli(repo_root, tool_loader, demo_data_root, tmp_path, capsys,
     tool = tool_loader('extract_sam_priors')
     config = osp.join(repo_root, 'configs/spd/spd_segformer-tiny_demo-cityscapes-lq.py')
     root = f'train_dataloader.dataset.data_root={demo_data_root}'
-    with pytest.raises(SystemExit, match=r'SAM checkpoint .*none\.pth.* not found'):
-        tool.main([config, '--out', str(tmp_path / 'p'), '--sam-checkpoint',
-                   str(tmp_path / 'none.pth'), '--cfg-options', root])
-    with pytest.raises(SystemExit):
-        tool.main([config, '--out', str(tmp_path / 'p'), '--stand-in', '--shard', '2/2'])
-    with pytest.raises(SystemExit, match='go together'):
-        tool.main([config, '--out', str(tmp_path / 'p'), '--stand-in', '--prior-source',
-                   'restorer'])
-    with pytest.raises(SystemExit, match='--restorer-checkpoint needs --prior-source'):
-        tool.main([config, '--out', str(tmp_path / 'p'), '--stand-in', '--restorer-checkpoint',
-                   str(tmp_path / 'r.pth')])
-    with pytest.raises(SystemExit, match=r'restorer config .*none\.py not found'):
-        tool.main([config, '--out', str(tmp_path / 'p'), '--stand-in', '--prior-source',
-                   'restorer', '--restorer-config', str(tmp_path / 'none.py')])
-    tool.main([config, '--out', str(tmp_path / 'p'), '--stand-in', '--no-progress',
-               '--num-masks', '3', '--shard', '1/2', '--cfg-options', root])
+    out = ['--out', str(tmp_path / 'p')]
+
+    def error(*argv):
+        """The one line `python tools/extract_sam_priors.py ...` ends with (status 1)."""
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(tool.main, [config, *out, *argv])
+        assert exit_info.value.code.startswith('error: ') and '\n' not in exit_info.value.code
+        return exit_info.value.code
+
+    assert re.search(r'SAM checkpoint .*none\.pth.* not found',
+                     error('--sam-checkpoint', str(tmp_path / 'none.pth'), '--cfg-options', root))
+    with pytest.raises(SystemExit) as exit_info:  # argparse: --shard i/n needs 0 <= i < n
+        tool.main([config, *out, '--stand-in', '--shard', '2/2'])
+    assert exit_info.value.code == 2
+    assert error('--stand-in', '--prior-source', 'restorer') == \
+        'error: --prior-source restorer and --restorer-config go together'
+    assert error('--stand-in', '--restorer-checkpoint', str(tmp_path / 'r.pth')) == \
+        'error: --restorer-checkpoint needs --prior-source restorer --restorer-config'
+    assert error('--stand-in', '--prior-source', 'restorer', '--restorer-config',
+                 str(tmp_path / 'none.py')) == \
+        f'error: restorer config {tmp_path / "none.py"} not found'
+    tool.main([config, *out, '--stand-in', '--no-progress', '--num-masks', '3', '--shard', '1/2',
+               '--cfg-options', root])
     assert '2 written (0 of them replaced stale or broken files, 0 without any mask), 0 ' \
         'already current, 2 in shard 1/2' in capsys.readouterr().out
     assert read_manifest(str(tmp_path / 'p'))['sam_type'] == 'stand_in'
+    # other settings into the same folder: refused, naming the manifest and what differs
+    assert re.search(r"manifest.json was written with other settings \(differs in "
+                     r"\['num_masks'\]\): use another --out folder",
+                     error('--stand-in', '--no-progress', '--num-masks', '4', '--cfg-options',
+                           root))

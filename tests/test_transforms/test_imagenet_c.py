@@ -137,3 +137,16 @@ def test_corrupt_errors(photos):
         t(dict(img=photos[0][..., 0].copy(), img_path='x.png'))
     with pytest.raises(ValueError, match='2 seeds for 1 images'):
         corrupt_batch(_batch(photos[:1]), 'fog', 1, [1, 2])
+
+
+def test_every_corruption_on_the_device_matches_the_cpu_float_path(photos, device):
+    """The draws come from CPU generators, so a uint8 batch on ``device`` (the CPU's uint8
+    shortcuts included) gives the bytes of the float32 CPU path, up to float rounding."""
+    x = _batch(photos)
+    for name in CORRUPTIONS:
+        ref = corrupt_batch(x.float(), name, 3, [0, 1])
+        out = corrupt_batch(x.to(device), name, 3, [0, 1])
+        assert out.device.type == device and out.dtype == torch.uint8, name
+        diff = (out.cpu().int() - ref.int()).abs()
+        assert diff.float().mean() < 0.1 and (diff > 2).float().mean() < 1e-3, (
+            name, diff.float().mean().item(), diff.max().item())

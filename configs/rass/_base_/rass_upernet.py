@@ -22,8 +22,9 @@ model = dict(
         # SCR LoRA exported by configs/scr/ (tools/export_scr_lora.py); None = plain SD.
         scr_lora='checkpoints/scr_lora.safetensors',
         lora_rank=4,
-        # The authors condition each image on RAM/DAPE tags: prompt=dict(type='tags', cache=...)
-        # (tools/make_prompt_tags.py); or 'class_names' with class_names=<dataset type>.
+        # The authors condition each image on RAM tags (docs/rass.md, Prompts):
+        # prompt=dict(type='tags', cache=..., tagger='ram', degradation=...) with a cache from
+        # tools/make_prompt_tags.py; or 'class_names' with class_names=<dataset type>.
         prompt='empty',
         timestep=1,
         out_channels=512,

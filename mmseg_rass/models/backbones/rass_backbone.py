@@ -35,6 +35,25 @@ def _block_out_channels(block):
     return block.resnets[-1].out_channels
 
 
+def square_windows(height, width):
+    """The RASS reference's sliding windows over an (H, W) image, in its loop order.
+
+    Squares whose side is the shorter image side, stride equal to that side, the last window of
+    each row / column moved back to end at the border (``FeatureProjection.slide_forward`` of
+    Ka1Guan/RASS): one window for a square image, overlapping windows otherwise.
+
+    Returns:
+        list[tuple[int, int, int, int]]: ``(y1, y2, x1, x2)`` of each window.
+    """
+    side = min(height, width)
+    windows = []
+    for i in range(-(-height // side)):  # ceil(H / side) rows of windows
+        for j in range(-(-width // side)):
+            y2, x2 = min(i * side + side, height), min(j * side + side, width)
+            windows.append((y2 - side, y2, x2 - side, x2))
+    return windows
+
+
 def _capture_outputs(blocks, indices):
     """Register forward hooks that store ``blocks[i]``'s output in the returned dict."""
     outputs = {}
@@ -74,6 +93,9 @@ class RASSBackbone(BaseModule):
 
     Inputs are RGB images in [-1, 1] (data preprocessor ``mean=[127.5] * 3, std=[127.5] * 3,
     bgr_to_rgb=True``); any size works (padded to a multiple of 64 inside, features cropped back).
+    With ``slide_inference=True``, evaluation runs the reference's sliding windows instead
+    (:func:`square_windows`: squares of the shorter side), and the output features of the
+    windows are averaged where they overlap.
 
     Args:
         pretrained_model_path (str, optional): Local SD2.1-base folder in diffusers layout
@@ -114,6 +136,13 @@ class RASSBackbone(BaseModule):
         gradient_checkpointing (bool): Recompute UNet activations in backward.
         dtype (str): ``'float32'`` or ``'bfloat16'``: storage of the frozen weights and compute
             type of the VAE/UNet pass (autocast); LoRA, ``conv_in``, projections stay float32.
+        slide_inference (bool): In eval mode, run every window of :func:`square_windows`
+            through the backbone and average the output features where windows overlap, as the
+            RASS code evaluates (``backbone_in_size=(512, 512)``); output maps are then
+            (B, out_channels, H // s, W // s) and window features are placed at
+            ``y1 // s : y2 // s`` (nearest-resized to that slot when the window side is not a
+            multiple of s). Training always runs the whole input. Default False: the whole
+            input in one pass.
         out_strides (Sequence[int], optional): Stride of the map returned at each output index;
             strides may repeat (the same map is returned at each of those indices). None returns
             every available stride once, ascending (4, 8, 16, 32). Features of strides not
@@ -147,6 +176,7 @@ class RASSBackbone(BaseModule):
                  unet_feature_indices=(0, 1, 2, 3),
                  gradient_checkpointing=False,
                  dtype='float32',
+                 slide_inference=False,
                  out_strides=None,
                  pretrained=None,
                  init_cfg=None):
@@ -171,6 +201,7 @@ class RASSBackbone(BaseModule):
                                init_seed=init_seed if arch else None)
         self.timestep = timestep
         self.sample_posterior = sample_posterior
+        self.slide_inference = slide_inference
         self.init_seed = init_seed
         self.compute_dtype = _DTYPES[dtype]
 
@@ -281,7 +312,7 @@ class RASSBackbone(BaseModule):
                       'labels: these segmentation results are ORACLE numbers',
                       logger='current', level=30)
             self._oracle_logged = True
-        device = self.projections[0].shortcut.conv.weight.device
+        device = self.projections[0].body[0].conv.weight.device
         self._batch_context, _ = self.prompts(use, data_samples, device)
 
     def clear_batch_prompts(self):
@@ -322,8 +353,32 @@ class RASSBackbone(BaseModule):
 
         Returns:
             tuple[Tensor]: One map per entry s of ``out_strides`` (4, 8, 16, 32 by default),
-            (B, out_channels, ceil(H / s), ceil(W / s)), float32.
+            (B, out_channels, ceil(H / s), ceil(W / s)), float32; with ``slide_inference`` in
+            eval mode (B, out_channels, H // s, W // s), averaged over the windows.
         """
+        if self.slide_inference and not self.training:
+            return self._forward_windows(x)
+        return self._forward_whole(x)
+
+    def _forward_windows(self, x):
+        """Average the features of the reference's square windows where they overlap."""
+        b, _, h, w = x.shape
+        strides = sorted(set(self.out_strides))
+        sums = {s: x.new_zeros(b, self.out_channels, h // s, w // s, dtype=torch.float32)
+                for s in strides}
+        counts = {s: x.new_zeros(1, 1, h // s, w // s, dtype=torch.float32) for s in strides}
+        for y1, y2, x1, x2 in square_windows(h, w):
+            feats = dict(zip(self.out_strides, self._forward_whole(x[..., y1:y2, x1:x2])))
+            for s in strides:
+                rows, cols = slice(y1 // s, y2 // s), slice(x1 // s, x2 // s)
+                slot = (rows.stop - rows.start, cols.stop - cols.start)
+                feat = feats[s] if feats[s].shape[-2:] == slot else F.interpolate(feats[s], slot)
+                sums[s][..., rows, cols] += feat
+                counts[s][..., rows, cols] += 1
+        return tuple(sums[s] / counts[s] for s in self.out_strides)
+
+    def _forward_whole(self, x):
+        """Features of the whole input in one pass (padded to ``size_divisor`` inside)."""
         b, _, h, w = x.shape
         d = self.size_divisor
         x = F.pad(x, (0, (d - w % d) % d, 0, (d - h % d) % d))

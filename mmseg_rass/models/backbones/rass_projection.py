@@ -11,7 +11,10 @@ def group_norm_cfg(channels, max_groups=32):
 
 
 class BottleneckProjection(nn.Module):
-    """ResNet bottleneck with GroupNorm: 1x1 reduce, 3x3, 1x1 expand, plus a 1x1 shortcut.
+    """Detectron2's ``BottleneckBlock`` with GroupNorm and stride 1, as the RASS code projects
+    each diffusion feature: 1x1 reduce, 3x3, 1x1 expand (convs without bias, each followed by
+    GN), plus the shortcut — a 1x1 conv + GN when ``in_channels != out_channels``, the input
+    itself otherwise — and a final ReLU.
 
     Args:
         in_channels (int): Channels C_in of the input (B, C_in, H, W).
@@ -30,10 +33,26 @@ class BottleneckProjection(nn.Module):
                        norm_cfg=group_norm_cfg(mid_channels), act_cfg=act),
             ConvModule(mid_channels, out_channels, 1, norm_cfg=group_norm_cfg(out_channels),
                        act_cfg=None))
-        self.shortcut = ConvModule(in_channels, out_channels, 1,
-                                   norm_cfg=group_norm_cfg(out_channels), act_cfg=None)
+        self.shortcut = None
+        if in_channels != out_channels:
+            self.shortcut = ConvModule(in_channels, out_channels, 1,
+                                       norm_cfg=group_norm_cfg(out_channels), act_cfg=None)
         self.act = nn.ReLU(inplace=True)
+        self._register_load_state_dict_pre_hook(self._refuse_shortcut_weights)
+
+    def _refuse_shortcut_weights(self, state_dict, prefix, *args):
+        """A checkpoint with shortcut weights for an identity shortcut was made by the earlier
+        projection (1x1 shortcut always): loading it would silently drop them."""
+        if self.shortcut is None and any(k.startswith(prefix + 'shortcut.') for k in state_dict):
+            channels = self.body[0].conv.in_channels
+            raise ValueError(
+                f'{prefix}shortcut.* is in the checkpoint, but this {channels}->{channels} '
+                'projection has an identity shortcut (Detectron2\'s BottleneckBlock, as in the '
+                'RASS authors\' model): the checkpoint was trained by an earlier mmseg_rass whose '
+                'projections always had a 1x1 conv shortcut; retrain it, or evaluate it with '
+                'the mmseg_rass version that trained it')
 
     def forward(self, x):
         """Project (B, C_in, H, W) to (B, C_out, H, W)."""
-        return self.act(self.body(x) + self.shortcut(x))
+        identity = x if self.shortcut is None else self.shortcut(x)
+        return self.act(self.body(x) + identity)

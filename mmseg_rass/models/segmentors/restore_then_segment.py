@@ -3,6 +3,7 @@ import inspect
 
 import torch
 from mmengine.model import BaseModel
+from torch import nn
 from mmengine.runner.checkpoint import load_checkpoint
 from mmseg.registry import MODELS
 
@@ -36,11 +37,13 @@ class RestoreThenSegment(BaseModel):
     ``restore_images(inputs, data_samples)`` method (``SegSR``) is called through it.
 
     Args:
-        restorer (dict): Restorer config, e.g. ``dict(type='SCRRestorer',
+        restorer (dict | nn.Module): Restorer config, e.g. ``dict(type='SCRRestorer',
             pretrained_model_path=..., scr_lora='scr_lora.safetensors')``. ``test_prompt``
             defaults to ``'empty'`` so that no GT classes reach the restorer, ``lpips_weight``
-            to 0 (no training here).
-        segmentor (dict): Any mmseg segmentor config (with its ``data_preprocessor``).
+            to 0 (no training here). Or a restorer already built (and loaded) from such a
+            config, e.g. by ``tools/lq_protocol.py``, which shares it with its PSNR pass.
+        segmentor (dict | nn.Module): Any mmseg segmentor config (with its
+            ``data_preprocessor``), or such a segmentor already built and loaded.
         segmentor_checkpoint (str, optional): Segmentor weights loaded (strictly) at build time.
         restorer_checkpoint (str, optional): Restorer weights loaded (strictly) at build time.
         data_preprocessor (dict, optional): Turns the LQ batch into RGB in [-1, 1], padded to a
@@ -63,11 +66,13 @@ class RestoreThenSegment(BaseModel):
         if isinstance(data_preprocessor, dict):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.restorer = MODELS.build(restorer_defaults(restorer))
+        self.restorer = (restorer if isinstance(restorer, nn.Module) else
+                         MODELS.build(restorer_defaults(restorer)))
         if restorer_checkpoint is not None:  # before freezing: strict about trainable keys
             load_checkpoint(self.restorer, restorer_checkpoint, map_location='cpu', strict=True)
         self.restorer.requires_grad_(False)
-        self.segmentor = MODELS.build(segmentor)
+        self.segmentor = (segmentor if isinstance(segmentor, nn.Module) else
+                          MODELS.build(segmentor))
         if segmentor_checkpoint is not None:
             load_checkpoint(self.segmentor, segmentor_checkpoint, map_location='cpu', strict=True)
         self.register_load_state_dict_pre_hook(self._map_checkpoint_keys)

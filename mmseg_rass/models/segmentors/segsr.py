@@ -13,6 +13,18 @@ from ..restorers.scr_data_preprocessor import to_uint8_range
 IMAGENET_NORM = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
 
 
+def upscale_bicubic(img, scale):
+    """Bicubic ×``scale`` upsampling of images (B, C, h, w): ``F.interpolate`` (a = −0.75,
+    ``align_corners=False``), no clamping; ``scale`` 1 returns ``img`` itself.
+
+    SegSR's LQ input goes through it before the VAE and the backbone, and the bicubic baseline
+    of :class:`~mmseg_rass.evaluation.RestorationMetric` is the same operation.
+    """
+    if scale == 1:
+        return img
+    return F.interpolate(img, scale_factor=scale, mode='bicubic', align_corners=False)
+
+
 def _set_matching(cfg, key, value, owner):
     """``cfg[key] = value`` unless the config already says something else."""
     if key in cfg and cfg[key] != value:
@@ -45,10 +57,17 @@ class SegSR(BaseSegmentor):
     ``srdm.train_vae`` the VAE's reconstruction MSE of the HQ image is added
     (``vae_loss_weight``).
 
+    Super-resolution (``scale`` > 1, the Real-ISR setting): the LQ image (h, w) is first
+    upsampled bicubically to the target size (s·h, s·w) (:func:`upscale_bicubic`, clamped to
+    [-1, 1]), as StableSR/SeeSR/OSEDiff feed SD; the VAE, the UNet and the backbone then work at
+    the target size: SegDM's features come from the upsampled LQ image (the finest backbone
+    level, s·h/4 × s·w/4 for a MiT), and the label map and restoration are at s·h × s·w.
+
     Inputs are RGB in [-1, 1] (``SegSRDataPreProcessor``); any size works (padded inside to the
     SRDM's multiple, 64 for SD, outputs cropped back). Test-time outputs: ``pred_sem_seg`` /
-    ``seg_logits`` (at ``ori_shape``) and ``pred_img`` / ``lq_img`` (uint8 RGB at ``img_shape``).
-    Ground truth is read only by :meth:`loss`.
+    ``seg_logits`` (at ``ori_shape``), ``pred_img`` (uint8 RGB, ``scale`` × ``img_shape``) and
+    ``lq_img`` (the input, uint8 RGB at ``img_shape``). Ground truth is read only by
+    :meth:`loss`.
 
     Args:
         srdm (dict): :class:`SRDM` config (``cond_channels`` is set here).
@@ -59,6 +78,8 @@ class SegSR(BaseSegmentor):
         neck (dict, optional): mmseg neck after the backbone.
         auxiliary_head (dict | list[dict], optional): mmseg heads on the backbone features
             (training only, as DDP's auxiliary FCN head).
+        scale (int): Upscaling factor from the LQ input to the output (1, 2, 4, ...). Default 1
+            (restoration at the input size).
         num_steps (int): Reverse steps at test time. Default 4.
         sample_seed (int): Seed of the starting noise; every image gets the noise of this seed,
             so outputs do not depend on batch composition. Default 0.
@@ -70,6 +91,8 @@ class SegSR(BaseSegmentor):
             ``srdm.train_vae``). Default 1.
         backbone_norm (dict, optional): ``mean``/``std`` (0-255 RGB) the backbone expects; the
             [-1, 1] input is renormalised to them. Default ImageNet; None feeds [-1, 1].
+        pretrained (None): Accepted because mmseg's ``init_model`` sets it (to None); backbone
+            weights come from ``backbone.init_cfg``.
         train_cfg (dict, optional): Passed to auxiliary heads.
         test_cfg (dict, optional): Only ``mode='whole'`` (the whole image is sampled at once).
         data_preprocessor (dict, optional): Default ``SegSRDataPreProcessor``.
@@ -83,6 +106,7 @@ class SegSR(BaseSegmentor):
                  bridge=dict(type='DualModalityBridge'),
                  neck=None,
                  auxiliary_head=None,
+                 scale=1,
                  num_steps=4,
                  sample_seed=0,
                  sr_loss_weight=1.0,
@@ -90,6 +114,7 @@ class SegSR(BaseSegmentor):
                  init_pass_weight=1.0,
                  vae_loss_weight=1.0,
                  backbone_norm=IMAGENET_NORM,
+                 pretrained=None,
                  train_cfg=None,
                  test_cfg=None,
                  data_preprocessor=None,
@@ -98,6 +123,9 @@ class SegSR(BaseSegmentor):
             raise ValueError(f'SegSR: test_cfg.mode={test_cfg["mode"]!r} is not supported; SegSR '
                              "samples the whole image (mode='whole'; resize large images in the "
                              'test pipeline)')
+        if pretrained is not None:
+            raise ValueError(f'SegSR: pretrained={pretrained!r} is not used; give backbone '
+                             'weights in backbone.init_cfg')
         if data_preprocessor is None:
             data_preprocessor = dict(type='SegSRDataPreProcessor')
         if isinstance(data_preprocessor, dict):
@@ -138,6 +166,10 @@ class SegSR(BaseSegmentor):
                                      f'but segdm.num_classes={self.num_classes}')
             built = [MODELS.build(dict(h, num_classes=self.num_classes)) for h in heads]
             self.auxiliary_head = built[0] if len(built) == 1 else torch.nn.ModuleList(built)
+        if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+            raise ValueError(f'SegSR: scale must be a positive integer (1, 2, 4, ...), got '
+                             f'{scale!r}')
+        self.scale = scale
         self.num_steps = int(num_steps)
         self.sample_seed = int(sample_seed)
         self.sr_loss_weight = sr_loss_weight
@@ -165,6 +197,10 @@ class SegSR(BaseSegmentor):
             return F.pad(img, pad, mode='replicate')
         return F.pad(img, pad, value=value)
 
+    def upsample(self, inputs):
+        """LQ images (B, 3, h, w) in [-1, 1] → bicubic ×``scale``, clamped to [-1, 1]."""
+        return upscale_bicubic(inputs, self.scale).clamp(-1, 1)
+
     def extract_feat(self, inputs):
         """Backbone (+ neck) features of LQ images (B, 3, H, W) in [-1, 1]."""
         if self.backbone_norm is not None:
@@ -187,9 +223,10 @@ class SegSR(BaseSegmentor):
         """Joint loss at a shared random time (see class docstring).
 
         Args:
-            inputs (Tensor): LQ images (B, 3, H, W) in [-1, 1].
-            data_samples (list[SegDataSample]): With ``gt_sem_seg`` and ``gt_hq_img`` (float,
-                normalised and padded like the input by ``SegSRDataPreProcessor``).
+            inputs (Tensor): LQ images (B, 3, h, w) in [-1, 1].
+            data_samples (list[SegDataSample]): With ``gt_sem_seg`` and ``gt_hq_img`` at the
+                target size (``scale`` × the input; float, normalised and padded by
+                ``SegSRDataPreProcessor``).
 
         Returns:
             dict[str, Tensor]: ``loss_sr``, ``seg.loss_*`` (and ``seg.acc_seg``), with the bridge
@@ -200,12 +237,19 @@ class SegSR(BaseSegmentor):
                            'Degrade(keep_hq=True) and PackRestorationInputs in the train '
                            'pipeline and use SegSRDataPreProcessor')
         hq_imgs = torch.stack([s.gt_hq_img.data for s in data_samples]).to(inputs)
-        if hq_imgs.shape != inputs.shape:
-            raise ValueError(f'SegSR: HQ batch {tuple(hq_imgs.shape)} and LQ batch '
-                             f'{tuple(inputs.shape)} differ: use SegSRDataPreProcessor')
+        lq = self.upsample(inputs)
+        if hq_imgs.shape != lq.shape:
+            raise ValueError(f'SegSR: HQ batch {tuple(hq_imgs.shape)} is not scale={self.scale} '
+                             f'x the LQ batch {tuple(inputs.shape)}: the HQ crop must be '
+                             f'{self.scale}x the LQ input (Degrade with a x{self.scale} preset '
+                             'after the crop) and SegSRDataPreProcessor must pad the batch')
         labels = torch.stack([s.gt_sem_seg.data[0] for s in data_samples]).long()
+        if labels.shape[-2:] != hq_imgs.shape[-2:]:
+            raise ValueError(f'SegSR: labels {tuple(labels.shape[-2:])} and HQ images '
+                             f'{tuple(hq_imgs.shape[-2:])} differ in size: labels belong to '
+                             'the HQ image')
         self.segdm.check_labels(labels)
-        lq, hq = self._pad(inputs), self._pad(hq_imgs)
+        lq, hq = self._pad(lq), self._pad(hq_imgs)
         labels = self._pad(labels[:, None], value=self.segdm.ignore_index)[:, 0]
 
         latents = self.srdm.encode(torch.cat([lq, hq]))
@@ -262,18 +306,20 @@ class SegSR(BaseSegmentor):
         """The joint reverse process on LQ images (never reads ground truth).
 
         Args:
-            inputs (Tensor): LQ images (B, 3, H, W) in [-1, 1], any H, W.
+            inputs (Tensor): LQ images (B, 3, h, w) in [-1, 1], any h, w.
             num_steps (int, optional): Reverse steps; default ``self.num_steps``.
             return_steps (bool): Also return each step's estimates.
 
         Returns:
-            dict: ``restored`` (B, 3, H, W) in [-1, 1]; ``seg_logits`` (B, K, H, W) of the last
-            step; with ``return_steps``, ``steps``: per step ``dict(timestep, latent0 (B, 4, h,
-            w) of the padded input, seg_logits (B, K, H, W))``.
+            dict: at the target size H, W = ``scale`` × (h, w): ``restored`` (B, 3, H, W) in
+            [-1, 1]; ``seg_logits`` (B, K, H, W) of the last step; with ``return_steps``,
+            ``steps``: per step ``dict(timestep, latent0 (B, 4, H', W') of the padded target,
+            seg_logits (B, K, H, W))``.
         """
         num_steps = self.num_steps if num_steps is None else int(num_steps)
-        height, width = inputs.shape[-2:]
-        lq = self._pad(inputs)
+        lq = self.upsample(inputs)
+        height, width = lq.shape[-2:]
+        lq = self._pad(lq)
         lq_latent = self.srdm.encode(lq)
         feat = self.segdm.fuse_features(self.extract_feat(lq))
         batch, device, dtype = lq.shape[0], lq.device, lq_latent.dtype
@@ -329,28 +375,40 @@ class SegSR(BaseSegmentor):
         """Segment and restore.
 
         Args:
-            inputs (Tensor): LQ images (B, 3, H, W) in [-1, 1].
+            inputs (Tensor): LQ images (B, 3, h, w) in [-1, 1].
             data_samples (list[SegDataSample], optional): Metainfo (``img_shape``,
                 ``ori_shape``, padding); ground truth in them is not used.
 
+        With ``scale`` > 1 the segmentation is at ``ori_shape`` when the pipeline degraded a
+        loaded HQ image (``ori_shape`` ≠ ``img_shape``), else at ``scale`` × the LQ input.
+
         Returns:
             list[SegDataSample]: ``pred_sem_seg``, ``seg_logits`` (``ori_shape``), ``pred_img``
-            and ``lq_img`` (uint8 RGB (3, h, w) at ``img_shape``).
+            (uint8 RGB (3, s·h, s·w), ``scale`` × ``img_shape``) and ``lq_img`` (uint8 RGB
+            (3, h, w) at ``img_shape``).
         """
         out = self.sample(inputs)
+        s = self.scale
+        if s > 1 and data_samples is not None:
+            for sample in data_samples:  # the input file is the LQ image: segment at s x it
+                if tuple(sample.metainfo.get('ori_shape', ())) == tuple(sample.img_shape):
+                    h, w = sample.img_shape
+                    sample.set_metainfo(dict(ori_shape=(s * h, s * w)))
         results = self.postprocess_result(out['seg_logits'], data_samples)
         for i, sample in enumerate(results):
             h, w = sample.metainfo.get('img_shape', inputs.shape[-2:])
-            sample.pred_img = PixelData(data=to_uint8_range(out['restored'][i, :, :h, :w]))
+            sample.pred_img = PixelData(
+                data=to_uint8_range(out['restored'][i, :, :s * h, :s * w]))
             sample.lq_img = PixelData(data=to_uint8_range(inputs[i, :, :h, :w]))
         return results
 
     def _forward(self, inputs, data_samples=None):
-        """``(seg_logits (B, K, H, W), restored (B, 3, H, W) in [-1, 1])``."""
+        """``(seg_logits (B, K, H, W), restored (B, 3, H, W) in [-1, 1])`` at ``scale`` × input."""
         out = self.sample(inputs)
         return out['seg_logits'], out['restored']
 
     @torch.no_grad()
     def restore_images(self, inputs, data_samples=None):
-        """Restored images (B, 3, H, W) in [-1, 1] (SegSR as ``RestoreThenSegment``'s restorer)."""
+        """Restored images (B, 3, H, W) in [-1, 1], ``scale`` × the input (SegSR as
+        ``RestoreThenSegment``'s restorer)."""
         return self.sample(inputs)['restored']

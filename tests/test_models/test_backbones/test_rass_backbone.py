@@ -14,6 +14,7 @@ from mmseg.registry import MODELS
 
 from mmseg_rass.lora import load_scr_lora_into, make_lora_config, merge_scr_lora, save_scr_lora
 from mmseg_rass.models.backbones import RASSBackbone
+from mmseg_rass.models.backbones.rass_backbone import square_windows
 from mmseg_rass.models.diffusion import TINY_UNET_CONFIG, build_unet
 
 init_default_scope('mmseg')
@@ -75,7 +76,9 @@ def test_sd21_feature_shapes_on_meta_device():
                           prompt=dict(type='class_names', pooled=True))
         outs = bb(torch.empty(1, 3, 512, 1024))
     assert bb.feature_strides == (4, 8, 32, 16, 8, 8)
-    assert [p.shortcut.conv.in_channels for p in bb.projections] == [256, 512, 1280, 1280, 640, 320]
+    assert [p.body[0].conv.in_channels for p in bb.projections] == [256, 512, 1280, 1280, 640, 320]
+    # Detectron2's BottleneckBlock: no shortcut conv for the 512 -> 512 VAE feature
+    assert [p.shortcut is None for p in bb.projections] == [False, True, False, False, False, False]
     assert bb.text_embeds.shape == (1, 19, 1024)
     assert [tuple(o.shape) for o in outs] == [(1, 512, 128, 256), (1, 512, 64, 128),
                                                (1, 512, 32, 64), (1, 512, 16, 32)]
@@ -84,6 +87,78 @@ def test_sd21_feature_shapes_on_meta_device():
     assert trainable / total <= 0.01
     lora = sum(p.numel() for n, p in bb.named_parameters() if '.lora_' in n)
     assert abs(lora - 4.04e6) < 0.01e6
+
+
+# (H, W) -> windows (y1, y2, x1, x2), computed by hand from the reference's rule: side = shorter
+# side, stride = side, ceil(H / side) x ceil(W / side) windows, the last one ending at the border
+WINDOWS = {
+    (512, 512): [(0, 512, 0, 512)],  # square: the whole image
+    (512, 688): [(0, 512, 0, 512), (0, 512, 176, 688)],  # ADE 683 wide, padded to /8
+    (688, 512): [(0, 512, 0, 512), (176, 688, 0, 512)],  # portrait
+    (1200, 512): [(0, 512, 0, 512), (512, 1024, 0, 512), (688, 1200, 0, 512)],
+    (512, 2048): [(0, 512, 0, 512), (0, 512, 512, 1024), (0, 512, 1024, 1536),
+                  (0, 512, 1536, 2048)],  # exact multiple: nothing snapped
+    (200, 328): [(0, 200, 0, 200), (0, 200, 128, 328)],  # sides not multiples of 64
+    (400, 2048): [(0, 400, 0, 400), (0, 400, 400, 800), (0, 400, 800, 1200),
+                  (0, 400, 1200, 1600), (0, 400, 1600, 2000), (0, 400, 1648, 2048)],  # capped
+}
+
+
+@pytest.mark.parametrize('shape', list(WINDOWS))
+def test_square_windows_match_the_hand_computed_layout(shape):
+    assert square_windows(*shape) == WINDOWS[shape]
+
+
+def test_slide_inference_averages_window_features(backbone):
+    """Window k returns value[k] in channel 0 and its own column / row index at the stride in
+    channels 1 / 2: the expected maps show where each window lands (floor(x1 / s)) and the mean."""
+    values = iter([1.0, 3.0, 5.0])
+
+    def fake_window(crop):
+        v = next(values)
+        feats = []
+        for s in backbone.out_strides:
+            f = crop.new_zeros(crop.shape[0], 16, crop.shape[2] // s, crop.shape[3] // s)
+            f[:, 0] = v
+            f[:, 1] = torch.arange(f.shape[-1])  # column in the window
+            f[:, 2] = torch.arange(f.shape[-2])[:, None]  # row in the window
+            feats.append(f)
+        return tuple(feats)
+
+    backbone.slide_inference = True
+    backbone._forward_whole = fake_window
+    backbone.eval()
+    outs = backbone(torch.zeros(2, 3, 32, 44))  # windows x in [0, 32) and [12, 44)
+    assert [tuple(o.shape) for o in outs] == [(2, 16, 8, 11), (2, 16, 4, 5), (2, 16, 2, 2),
+                                               (2, 16, 1, 1)]
+    expected = {  # stride: (channel 0 per column, channel 1 per column)
+        4: ([1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3], [0, 1, 2, 1.5, 2.5, 3.5, 4.5, 5.5, 5, 6, 7]),
+        8: ([1, 2, 2, 2, 3], [0, 0.5, 1.5, 2.5, 3]),  # window 2 at 12 // 8 = 1
+        16: ([2, 2], [0, 1]), 32: ([2], [0])}
+    for out, s in zip(outs, backbone.out_strides):
+        for c in (0, 1):
+            torch.testing.assert_close(out[:, c], torch.tensor(expected[s][c], dtype=torch.float32).expand_as(out[:, c]))
+    values = iter([1.0, 3.0, 5.0])
+    outs = backbone(torch.zeros(1, 3, 80, 32))  # portrait, 3 windows: y1 = 0, 32, 48
+    torch.testing.assert_close(outs[1][0, 0, :, 0],
+                               torch.tensor([1, 1, 1, 1, 3, 3, 4, 4, 5, 5.]))
+    torch.testing.assert_close(outs[1][0, 2, :, 0],
+                               torch.tensor([0, 1, 2, 3, 0, 1, 1, 2, 2, 3.]))
+
+
+def test_slide_inference_is_whole_image_inference_on_a_square_image(backbone):
+    x = torch.randn(1, 3, 64, 64)
+    backbone.eval()
+    with torch.no_grad():
+        whole = backbone(x)
+        backbone.slide_inference = True
+        slide = backbone(x)
+        assert all(torch.equal(a, b) for a, b in zip(whole, slide))
+        landscape = backbone(torch.randn(1, 3, 64, 100))  # 2 windows, features H // s x W // s
+        assert [tuple(o.shape[-2:]) for o in landscape] == [(16, 25), (8, 12), (4, 6), (2, 3)]
+    backbone.train()  # training runs the whole input, as the reference's single_forward
+    assert [tuple(o.shape[-2:]) for o in backbone(torch.randn(1, 3, 64, 100))] == \
+        [(16, 25), (8, 13), (4, 7), (2, 4)]
 
 
 def test_text_conditioning(backbone):
@@ -170,6 +245,25 @@ def test_checkpoint_holds_only_trainable_part_and_reloads(backbone):
             assert torch.equal(a, b)
 
 
+def test_checkpoint_of_the_earlier_projection_is_refused(backbone, tmp_path):
+    """Projections now follow Detectron2's BottleneckBlock (identity shortcut when in == out):
+    a checkpoint whose projection has a 1x1 shortcut there is refused, strict or not."""
+    from mmengine.runner.checkpoint import load_checkpoint
+    assert [p.shortcut is None for p in backbone.projections] == [True, True, False, False,
+                                                                   False, True]  # 16 -> 16
+    old = get_state_dict(backbone)
+    old.update({'projections.0.shortcut.conv.weight': torch.zeros(16, 16, 1, 1),
+                'projections.0.shortcut.gn.weight': torch.ones(16),
+                'projections.0.shortcut.gn.bias': torch.zeros(16)})
+    message = (r'^projections\.0\.shortcut\.\* is in the checkpoint, but this 16->16 projection '
+               r'has an identity shortcut .*earlier mmseg_rass.*retrain it[^\n]*$')
+    with pytest.raises(ValueError, match=message):
+        backbone.load_state_dict(old, strict=True)
+    torch.save(dict(state_dict=old), tmp_path / 'old.pth')
+    with pytest.raises(ValueError, match=message):  # tools/test.py loads with strict=False
+        load_checkpoint(backbone, str(tmp_path / 'old.pth'), map_location='cpu', strict=False)
+
+
 def test_base_model_mismatch_is_logged(backbone, monkeypatch):
     from mmseg_rass.models import trainable_state
     logged = []
@@ -237,7 +331,7 @@ def test_optim_constructor_skips_frozen_weights(caplog):
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert len(ids) == len(trainable)
     assert ids[id(model.backbone.unet.conv_in.weight)] == pytest.approx(1e-5)
-    assert ids[id(model.backbone.projections[0].shortcut.conv.weight)] == pytest.approx(1e-4)
+    assert ids[id(model.backbone.projections[0].body[0].conv.weight)] == pytest.approx(1e-4)
     assert ids[id(model.head.weight)] == pytest.approx(1e-4)
 
 
@@ -265,10 +359,10 @@ def test_docs_mixing_example_builds_and_trains_a_step(repo_root, tmp_path):
         samples.append(s)
     data = dict(inputs=[torch.randint(0, 256, (3, 64, 128), dtype=torch.uint8)] * 2,
                 data_samples=samples)
-    before = model.backbone.projections[0].shortcut.conv.weight.clone()
+    before = model.backbone.projections[0].body[0].conv.weight.clone()
     losses = model.train_step(data, optim)
     assert torch.isfinite(losses['loss'])
-    assert not torch.equal(before, model.backbone.projections[0].shortcut.conv.weight)
+    assert not torch.equal(before, model.backbone.projections[0].body[0].conv.weight)
 
 
 def test_defaults_follow_the_authors_code(backbone):

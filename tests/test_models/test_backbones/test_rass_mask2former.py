@@ -51,7 +51,7 @@ def test_trains_and_predicts_on_cpu(repo_root):
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
     lrs = {id(p): g['lr'] for g in optim.optimizer.param_groups for p in g['params']}
     # backbone x0.1, projections included (the authors' 'backbone' multiplier); head x1
-    assert lrs[id(model.backbone.projections[0].shortcut.conv.weight)] == pytest.approx(1e-5)
+    assert lrs[id(model.backbone.projections[0].body[0].conv.weight)] == pytest.approx(1e-5)
     assert lrs[id(model.backbone.unet.conv_in.base_layer.weight)] == pytest.approx(1e-5)
     assert lrs[id(model.decode_head.cls_embed.weight)] == pytest.approx(1e-4)
     before = model.decode_head.cls_embed.weight.clone()
@@ -62,6 +62,45 @@ def test_trains_and_predicts_on_cpu(repo_root):
     batch = _batch(n=1)
     out = model.test_step(batch)
     assert out[0].pred_sem_seg.shape == (64, 64)
+
+
+def test_paper_and_released_configs_evaluate_as_the_reference(repo_root, monkeypatch):
+    """Test resize short side 512 / long side <= 2048 with PIL bilinear (Detectron2's
+    ResizeShortestEdge), padding to /8, the backbone's square windows with averaged features."""
+    import numpy as np
+    from mmcv.transforms import Compose
+    from PIL import Image
+    for name in ('rass_mask2former_ade20k_lq.py', 'rass_mask2former_released_ade20k_val.py',
+                 'rass_mask2former_released_real_lq.py', 'rass_ade20k_lq.py',
+                 'rass_real_lq_test.py'):
+        cfg = Config.fromfile(osp.join(repo_root, 'configs/rass', name))
+        assert cfg.model.backbone.slide_inference and cfg.model.test_cfg.mode == 'whole', name
+        assert cfg.model.data_preprocessor.test_cfg == dict(size_divisor=8), name
+        resize = [t for t in cfg.test_dataloader.dataset.pipeline if t['type'] == 'Resize']
+        assert resize == [dict(type='Resize', scale=(2048, 512), keep_ratio=True,
+                               backend='pillow')], name
+        # black padding where only evaluation happens (Detectron2 pads the uint8 image with 0)
+        assert cfg.model.data_preprocessor.pad_val == (-1 if 'released' in name else 0), name
+    rgb = np.random.default_rng(0).integers(0, 256, (100, 900, 3), dtype=np.uint8)
+    out = Compose(resize)(dict(img=rgb))['img']
+    # Detectron2: 512 / 100 -> 512 x 4608 > 2048 -> x 2048 / 4608 -> int(227.6 + 0.5) x 2048
+    assert out.shape == (228, 2048, 3)
+    np.testing.assert_array_equal(out, np.asarray(Image.fromarray(rgb).resize((2048, 228),
+                                                                              Image.BILINEAR)))
+
+    cfg = Config.fromfile(osp.join(repo_root, TINY))
+    model = MODELS.build(cfg.model)
+    model.eval()
+    windows = []
+    whole = model.backbone._forward_whole
+    monkeypatch.setattr(model.backbone, '_forward_whole',
+                        lambda x: windows.append(tuple(x.shape[-2:])) or whole(x))
+    sample = SegDataSample(metainfo=dict(img_shape=(64, 100), ori_shape=(64, 100)))
+    data = dict(inputs=[torch.randint(0, 256, (3, 64, 100), dtype=torch.uint8)],
+                data_samples=[sample])
+    out = model.test_step(data)
+    assert windows == [(64, 64), (64, 64)]  # padded to 64 x 104: windows x 0..64, 40..104
+    assert out[0].pred_sem_seg.shape == (64, 100)
 
 
 def test_without_mmdet_the_config_says_how_to_install_it(monkeypatch):

@@ -133,7 +133,7 @@ def test_layer_decay_over_the_rass_blocks(paramwise, warnings_logged):
     assert lrs[id(down0)][0] == pytest.approx(1e-3 * 0.9 ** 9)
     assert lrs[id(mid)][0] == pytest.approx(1e-3 * 0.9 ** 5)
     assert lrs[id(up3)][0] == pytest.approx(1e-3 * 0.9)
-    proj = model.backbone.projections[0].shortcut.conv.weight
+    proj = model.backbone.projections[0].body[0].conv.weight
     assert lrs[id(proj)] == (pytest.approx(1e-3), 0.05)  # new layers: x1, like the head
     assert lrs[id(model.decode_head.weight)] == (pytest.approx(1e-3), 0.05)
     assert not warnings_logged

@@ -108,3 +108,27 @@ def test_size_changing_preset_is_rejected():
     with pytest.raises(ValueError, match='Degrade: noise_range='):
         MODELS.build(dict(type='DegradeSegDataPreProcessor',
                           degradation=dict(noise_range=(5, 1))))
+
+
+def test_batch_degrades_on_its_device(device):
+    """Every stage runs on the batch's device (grouped convs, nvJPEG on CUDA): uint8 results
+    stay there; without noise and JPEG the float32 result on the device is the CPU float64 one
+    within a grey level, and the device's JPEG round trip is OpenCV's within rounding."""
+    from mmseg_rass.transforms.degradation_ops import jpeg, jpeg_cv2
+    inputs = [torch.from_numpy(i).permute(2, 0, 1).contiguous().to(device) for i in _images(4)]
+    np.random.seed(0)
+    pre = MODELS.build(dict(type='DegradeSegDataPreProcessor', degradation=dict(preset='rass_x1')))
+    out = pre.degrade(inputs + [inputs[0][:, :16]])  # two sizes: two groups
+    assert [(o.device.type, o.dtype, tuple(o.shape)) for o in out] == [
+        (device, torch.uint8, (3, 32, 48))] * 4 + [(device, torch.uint8, (3, 16, 48))]
+    cfg = make_config('rass_x1', noise_prob=0., noise_prob2=0., jpeg_prob=0., jpeg_prob2=0.)
+    params = [sample_params(cfg, np.random.default_rng(k)) for k in range(4)]
+    batch = torch.stack(inputs)
+    diff = (degrade_batch(batch, params, cfg).cpu().int() -
+            degrade_batch(batch.cpu(), params, cfg, torch.float64).int()).abs()
+    assert diff.max() <= 1 and diff.float().mean() < 0.05
+    imgs = [batch[i:i + 1].float() / 255 for i in range(2)]
+    for img, dec in zip(imgs, jpeg(imgs, [40, 80])):
+        assert dec.device.type == device and dec.shape == img.shape
+        ref = jpeg_cv2(img.cpu(), 40 if img is imgs[0] else 80)
+        assert (dec.cpu() - ref).abs().mean() * 255 < 1.0

@@ -63,6 +63,18 @@ def test_restored_image_reaches_the_segmentor_unchanged(r2s_cfg, monkeypatch):
     assert torch.allclose(a, b, atol=1e-4)
 
 
+def test_runner_keeps_the_restorers_preprocessor(r2s_cfg, tmp_path):
+    """mmengine's Runner puts a config's top-level ``data_preprocessor`` (here the FPN base's
+    ImageNet mean/std) into a model config without one: the R2S config must keep its own."""
+    from mmengine.runner import Runner
+    cfg = r2s_cfg.copy()
+    cfg.work_dir = str(tmp_path)
+    assert cfg.data_preprocessor.mean[0] == 123.675  # what the Runner would inject
+    model = Runner.from_cfg(cfg).model
+    assert model.data_preprocessor.mean.flatten().tolist() == [127.5] * 3
+    assert model.data_preprocessor.std.flatten().tolist() == [127.5] * 3
+
+
 def test_end_to_end_with_tools_test(r2s_cfg, demo_data_root, scr_file, tool_runner, tmp_path):
     seg = MODELS.build(r2s_cfg.model.segmentor)
     ckpt = tmp_path / 'segmentor.pth'

@@ -215,3 +215,67 @@ def test_restore_then_segment_with_segsr_as_restorer(repo_root, tmp_path, one_to
     torch.save(dict(state_dict=broken, meta={}), cfg.model.restorer_checkpoint)
     with pytest.raises(RuntimeError, match='missing keys.*segdm'):
         MODELS.build(cfg.model)
+
+
+def sr_batch(n=2, height=16, width=24, scale=4, seed=0):
+    """LQ inputs with HQ images and labels ``scale`` times larger (a x4 training batch)."""
+    gen = torch.Generator().manual_seed(seed)
+    data = make_batch(n, height, width, seed=seed)
+    for sample in data['data_samples']:
+        size = (scale * height, scale * width)
+        sample.set_metainfo(dict(ori_shape=size))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, NUM_CLASSES, (1, *size),
+                                                         generator=gen))
+        sample.gt_hq_img = PixelData(data=torch.randint(0, 256, (3, *size), generator=gen,
+                                                        dtype=torch.uint8))
+    return data
+
+
+def test_x4_is_the_x1_model_on_the_bicubic_input(models):
+    """scale=4: the LQ image is upsampled bicubically (a = -0.75) first, then everything runs
+    as at x1 on it; outputs are exactly 4x the input."""
+    from mmseg_rass.models.segmentors.segsr import upscale_bicubic
+    x1 = models[0].eval()
+    x4 = tiny_segsr(scale=4).eval()  # same seeds: the same weights
+    lq = torch.rand(1, 3, 16, 20) * 2 - 1
+    up = torch.nn.functional.interpolate(lq, scale_factor=4, mode='bicubic', align_corners=False)
+    assert torch.equal(upscale_bicubic(lq, 4), up)
+    out4, out1 = x4.sample(lq), x1.sample(up.clamp(-1, 1))
+    assert out4['restored'].shape == (1, 3, 64, 80)
+    assert torch.equal(out4['restored'], out1['restored'])
+    assert torch.equal(out4['seg_logits'], out1['seg_logits'])
+    # predict: an LQ file (ori_shape == img_shape) is segmented at 4x; a pipeline-degraded HQ
+    # image (ori_shape = the HQ size) at its ori_shape
+    data = make_batch(n=1, height=16, width=20)
+    result = x4.test_step(copy.deepcopy(data))[0]
+    assert result.pred_img.data.shape == (3, 64, 80) and result.lq_img.data.shape == (3, 16, 20)
+    assert result.pred_sem_seg.data.shape == (1, 64, 80)
+    result = x4.test_step(make_batch(n=1, height=16, width=20, ori_shape=(66, 82)))[0]
+    assert result.pred_sem_seg.data.shape == (1, 66, 82)
+    with pytest.raises(ValueError, match='scale must be a positive integer'):
+        tiny_segsr(scale=2.5)
+
+
+def test_x4_training_pads_hq_and_labels_to_scale_times_the_lq_batch(models):
+    x4 = tiny_segsr(scale=4).train()
+    preprocessor = x4.data_preprocessor
+    data = sr_batch(n=2, height=14, width=24)
+    labels = [s.gt_sem_seg.data.clone() for s in data['data_samples']]
+    out = preprocessor(copy.deepcopy(data), True)
+    assert out['inputs'].shape == (2, 3, 16, 24)  # LQ padded to the multiple of 8
+    for sample, label in zip(out['data_samples'], labels):
+        assert sample.gt_hq_img.data.shape == (3, 64, 96)
+        assert sample.gt_sem_seg.data.shape == (1, 64, 96)
+        assert torch.equal(sample.gt_sem_seg.data[:, :56], label)
+        assert (sample.gt_sem_seg.data[:, 56:] == 255).all()  # padded rows are ignored
+    losses = x4.loss(**out)
+    assert all(torch.isfinite(v) for v in losses.values()) and 'loss_sr' in losses
+    # an HQ image that is not an integer multiple of the LQ input is one clear error
+    bad = sr_batch(n=1, height=14, width=24)
+    bad['data_samples'][0].gt_hq_img = PixelData(data=torch.zeros(3, 50, 96, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r'HQ image of .* is \(50, 96\), the LQ input is '
+                                         r'\(14, 24\)'):
+        preprocessor(bad, True)
+    # a x1 model given x4 pairs says so
+    with pytest.raises(ValueError, match='is not scale=1 x the LQ batch'):
+        models[1].train().loss(**preprocessor(sr_batch(n=1), True))
