@@ -22,8 +22,7 @@ import shutil
 import cv2
 import numpy as np
 
-from ..evaluation.cells import dump_json
-
+# No imports from the package: tools/gpu_check.py loads this file alone.
 CITY = 'demo_city'
 IGNORE = 255
 # Cityscapes train ids of the classes drawn here.
@@ -351,7 +350,9 @@ def make_demo_cityscapes(out_dir, num_train=200, num_val=50, height=256, width=5
             stem = f'{CITY}_{split_id:06d}_{i:06d}'
             cv2.imwrite(osp.join(img_dir, f'{stem}_leftImg8bit.png'), img[..., ::-1])
             cv2.imwrite(osp.join(ann_dir, f'{stem}_gtFine_labelTrainIds.png'), label)
-    dump_json(manifest, osp.join(out_dir, MANIFEST_NAME))
+    # written last: an interrupted run leaves no (or an unreadable) manifest, so it is redone
+    with open(osp.join(out_dir, MANIFEST_NAME), 'w', encoding='utf-8') as f:
+        json.dump(manifest, f, indent=2)
     return out_dir
 
 

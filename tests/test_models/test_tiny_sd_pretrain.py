@@ -198,3 +198,33 @@ def test_bad_settings_are_one_clear_error(data, tmp_path):
     (stale / 'demo_data_manifest.json').unlink()  # e.g. written by generator version 1
     with pytest.raises(tsd.TinySDError, match='not written by the current demo-data generator'):
         tsd.data_files(str(stale))
+
+
+@pytest.mark.parametrize('config, part', [
+    ('configs/scr/scr_tiny_sd_demo.py', 'model'),
+    ('configs/rass/rass_tiny_sd_noscr_demo.py', 'model.backbone'),
+    ('configs/segsr/segsr_tiny_sd_demo.py', 'model.srdm'),
+])
+def test_the_tiny_sd_demo_configs_start_from_the_folder(config, part, built, repo_root,
+                                                        one_torch_thread):
+    """The shipped demo configs name the pretrained folder (``data/tiny_sd``) and load its
+    weights, never random ones."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    from safetensors.torch import load_file
+    out, manifest, _ = built
+    cfg = Config.fromfile(osp.join(repo_root, config))
+    node = cfg
+    for key in part.split('.'):
+        node = node[key]
+    assert node['pretrained_model_path'] == 'data/tiny_sd' and node.get('arch') is None
+    node['pretrained_model_path'] = str(out)
+    model = MODELS.build(node)
+    weights = load_file(str(out / 'unet' / 'diffusion_pytorch_model.safetensors'))
+    built_weights = {k.replace('.base_layer', ''): v for k, v in model.unet.state_dict().items()
+                     if '.lora_' not in k}
+    for name in ('up_blocks.1.resnets.0.conv1.weight', 'mid_block.attentions.0.proj_in.weight'):
+        torch.testing.assert_close(built_weights[name], weights[name])
+    if part == 'model.srdm':
+        assert not any(p.requires_grad for p in model.vae.parameters())  # SD's VAE stays frozen
