@@ -1,7 +1,8 @@
 """The RASS method end to end on the demo data: the README's main job (`bash tools/run_demo.sh`).
 
     python tools/rass_demo.py [--work-dir DIR] [--data-root DIR] [--tiny-sd DIR] [--seed N]
-        [--max-iters N] [--fps-images N] [--fps-warmup N] [--demo-data-options="ARGS"] [--tiny-sd-options="ARGS"]
+        [--max-iters N] [--num-workers N] [--fps-images N] [--fps-warmup N]
+        [--demo-data-options="ARGS"] [--tiny-sd-options="ARGS"]
 
 Stages, each a shipped config run through ``tools/train.py`` (its log in ``<work-dir>/<stage>/``):
 
@@ -70,6 +71,9 @@ def parse_args(argv=None):
     parser.add_argument('--max-iters', type=int,
                         help='train every stage for this many iterations instead of its '
                         'config\'s (for quick checks; the numbers are then not the demo\'s)')
+    parser.add_argument('--num-workers', type=int,
+                        help='training data-loader workers of every stage (default: the '
+                        'configs\' own, 2)')
     parser.add_argument('--fps-images', type=int, default=10,
                         help='images timed for each FPS (default 10)')
     parser.add_argument('--fps-warmup', type=int, default=5,
@@ -101,8 +105,13 @@ def stage_config(work_dir, stage, args, scr_lora=None):
     base, kind = STAGES[stage]
     lines = [f'_base_ = [{osp.join(ROOT, base)!r}]',
              f'randomness = dict(seed={args.seed})']
-    data = f'dict(dataset=dict(data_root={osp.abspath(args.data_root)!r}))'
-    lines += [f'{split}_dataloader = {data}' for split in ('train', 'test')]
+    data = f'dataset=dict(data_root={osp.abspath(args.data_root)!r})'
+    if args.num_workers is not None:
+        lines.append(f'train_dataloader = dict({data}, num_workers={args.num_workers}, '
+                     f'persistent_workers={args.num_workers > 0})')
+    else:
+        lines.append(f'train_dataloader = dict({data})')
+    lines.append(f'test_dataloader = dict({data})')
     # validation happens once, in the protocol (same set, same metric)
     lines += ['val_dataloader = None', 'val_evaluator = None', 'val_cfg = None']
     if args.max_iters:

@@ -11,7 +11,7 @@ from mmseg_rass.lora import merge_scr_lora
 
 # Minutes of work made seconds: 4 train / 2 val images of 64x128, a tiny SD pretrained for a
 # few steps, one training iteration per stage.
-TINY = ['--max-iters', '1', '--fps-images', '1', '--fps-warmup', '0',
+TINY = ['--max-iters', '1', '--num-workers', '0', '--fps-images', '1', '--fps-warmup', '0',
         '--demo-data-options=--num-train 4 --num-val 2 --height 64 --width 128',
         '--tiny-sd-options=--arch tiny --vae steps=2 crop=32,64 batch_size=2 --unet steps=2 '
         'latent_crop=4,8 batch_size=2']
