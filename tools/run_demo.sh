@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# The main job: set up .venv, generate the demo data if absent, train the demo config through
-# tools/train.py on CPU (or CUDA when present), evaluate it with tools/test.py, print mIoU.
-#   bash tools/run_demo.sh [CONFIG] [extra tools/train.py options]
-# WORK_DIR: the work dir (default work_dirs/<config name>); DEMO_DATA: the demo data root
-# (default data/demo_cityscapes, generated if absent; another root is passed to both tools).
+# The main job: set up .venv, then the RASS method end to end on the demo data (tools/rass_demo.py:
+# demo data -> the pretrained tiny Stable Diffusion -> SCR -> its LoRA merged into RASS, with the
+# RASS paper's comparison rows), or, given a config, train and evaluate that one config.
+#   bash tools/run_demo.sh                                   # the RASS pipeline (docs/rass_demo.md)
+#   bash tools/run_demo.sh CONFIG [extra tools/train.py options]
+# WORK_DIR: the work dir (default work_dirs/rass_demo, or work_dirs/<config name>); DEMO_DATA: the
+# demo data root (default data/demo_cityscapes; made, or remade when stale, by make_demo_data.py).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash tools/setup_env.sh
 PY="$ROOT/.venv/bin/python"
-CONFIG=${1:-configs/rass/rass_tiny_demo.py}
-shift || true
+DATA=${DEMO_DATA:-data/demo_cityscapes}
+if [ $# -eq 0 ]; then
+  exec "$PY" tools/rass_demo.py --work-dir "${WORK_DIR:-work_dirs/rass_demo}" --data-root "$DATA"
+fi
+CONFIG=$1
+shift
 NAME=$(basename "$CONFIG" .py)
 WORK_DIR=${WORK_DIR:-work_dirs/$NAME}
-DATA=${DEMO_DATA:-data/demo_cityscapes}
-[ -d "$DATA/leftImg8bit" ] || "$PY" tools/make_demo_data.py --out "$DATA"
+"$PY" tools/make_demo_data.py --out "$DATA"  # kept when up to date, else regenerated
 DATA_OPTS=()
 if [ "$DATA" != data/demo_cityscapes ]; then
   DATA_OPTS=(--cfg-options "train_dataloader.dataset.data_root=$DATA"

@@ -2,6 +2,7 @@
 from mmseg.datasets import CityscapesDataset
 from mmseg.registry import DATASETS
 
+from .demo_data import check_generator_version
 from .utils import check_split_dirs
 
 
@@ -9,12 +10,15 @@ from .utils import check_split_dirs
 class DemoCityscapesDataset(CityscapesDataset):
     """mmseg's ``CityscapesDataset`` on the demo data made by ``tools/make_demo_data.py``.
 
-    Identical to its parent except that a missing folder raises an error saying how to
-    generate the data.
+    Identical to its parent except that a missing folder, or a folder written by another
+    version of the generator (its manifest says so), raises an error saying how to generate
+    the data.
     """
 
     def load_data_list(self):
+        root = self.data_root or 'data/demo_cityscapes'
         check_split_dirs(
-            self, 'generate the demo data with `python tools/make_demo_data.py --out '
-            f'{self.data_root or "data/demo_cityscapes"}`')
+            self, f'generate the demo data with `python tools/make_demo_data.py --out {root}`')
+        if self.data_root:
+            check_generator_version(self.data_root, type(self).__name__)
         return super().load_data_list()

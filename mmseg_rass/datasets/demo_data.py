@@ -2,15 +2,27 @@
 
 Scenes are drawn from a seeded random generator: sky, buildings with windows, road with lane
 marks, sidewalks, terrain, vegetation, fences, poles with signs and lights, cars, buses, people
-and bicycles, with texture and a lighting gradient. Labels are Cityscapes train ids (19 classes,
-255 = ignore on a thin band around cars and people, like Cityscapes' unlabelled borders).
+and bicycles, with surface texture and a lighting gradient. Labels are Cityscapes train ids (19
+classes, 255 = ignore on a thin band around cars and people, like Cityscapes' unlabelled
+borders).
+
+Surface texture is spatially correlated (white noise blurred with a Gaussian of
+:data:`TEXTURE_CORRELATION_PX` pixels, rescaled to the class's standard deviation), as real
+surfaces are; generator version 1 painted i.i.d. per-pixel noise, which is sensor noise rather
+than texture (the degradations add that) and which no ×8 autoencoder can encode (see
+``docs/tiny_sd.md``). A folder written by the generator carries a manifest
+(:data:`MANIFEST_NAME`: generator version and settings); :func:`ensure_demo_cityscapes`
+regenerates a folder whose manifest is missing or differs, and never reuses a stale one.
 """
+import json
 import os
 import os.path as osp
+import shutil
 
 import cv2
 import numpy as np
 
+# No imports from the package: tools/gpu_check.py loads this file alone.
 CITY = 'demo_city'
 IGNORE = 255
 # Cityscapes train ids of the classes drawn here.
@@ -27,12 +39,48 @@ _COLOURS = {
 }
 
 
+# Version of the scene generator: bump it whenever the same settings would give other bytes.
+GENERATOR_VERSION = 2
+MANIFEST_NAME = 'demo_data_manifest.json'
+MANIFEST_FORMAT = 'mmseg_rass.demo_cityscapes'
+# Correlation length (Gaussian blur sigma, pixels) of the surface texture.
+TEXTURE_CORRELATION_PX = 3.0
+_TEXTURE_KERNEL = cv2.getGaussianKernel(int(6 * TEXTURE_CORRELATION_PX) | 1,
+                                        TEXTURE_CORRELATION_PX, cv2.CV_32F)
+# Blurring white noise scales its std by sum(k^2) (separable kernel): undo that.
+_TEXTURE_GAIN = 1.0 / float((_TEXTURE_KERNEL ** 2).sum())
+
+
+def _texture(rng, mask, std):
+    """Correlated texture of standard deviation ``std`` on the bounding box of ``mask``.
+
+    Returns:
+        tuple[np.ndarray, tuple[slice, slice]] | None: (h, w) float32 texture and the box, or
+        None for an empty mask.
+    """
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return None
+    pad = len(_TEXTURE_KERNEL) // 2
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    noise = rng.standard_normal((rows[-1] - rows[0] + 1 + 2 * pad,
+                                 cols[-1] - cols[0] + 1 + 2 * pad), np.float32)
+    smooth = cv2.sepFilter2D(noise, -1, _TEXTURE_KERNEL, _TEXTURE_KERNEL,
+                             borderType=cv2.BORDER_REFLECT)
+    return smooth[pad:-pad, pad:-pad] * (_TEXTURE_GAIN * std), box
+
+
 def _fill(img, label, mask, cls, rng, texture=8.0):
-    """Paint ``mask`` with the class colour plus jitter and noise texture."""
+    """Paint ``mask`` with the class colour plus jitter and correlated texture of std
+    ``texture``."""
     colour = np.array(_COLOURS[cls], np.float32) + rng.uniform(-20, 20, 3)
-    noise = rng.normal(0, texture, (*mask.shape, 1)).astype(np.float32)
-    img[mask] = np.clip(colour + noise, 0, 255)[mask]
-    label[mask] = cls
+    drawn = _texture(rng, mask, texture)
+    if drawn is None:
+        return
+    tex, box = drawn
+    sub = mask[box]
+    img[box][sub] = np.clip(colour + tex[..., None], 0, 255)[sub]
+    label[box][sub] = cls
 
 
 def _poly(shape, points):
@@ -188,11 +236,90 @@ def render_scene(rng, height, width):
     return np.clip(img, 0, 255).astype(np.uint8), label
 
 
-def make_demo_cityscapes(out_dir, num_train=24, num_val=8, height=256, width=512, seed=0):
-    """Write the demo dataset in Cityscapes layout under ``out_dir``.
+def _listdir(folder):
+    return os.listdir(folder) if osp.isdir(folder) else []
+
+
+def _split_dirs(out_dir):
+    """The folders the generator writes: (split, image folder, label folder)."""
+    return [(split, osp.join(out_dir, 'leftImg8bit', split, CITY),
+             osp.join(out_dir, 'gtFine', split, CITY)) for split in ('train', 'val')]
+
+
+def demo_data_manifest(num_train=200, num_val=50, height=256, width=512, seed=0):
+    """The manifest a folder made with these settings carries (generator version included)."""
+    return dict(format=MANIFEST_FORMAT, generator_version=GENERATOR_VERSION,
+                num_train=int(num_train), num_val=int(num_val), height=int(height),
+                width=int(width), seed=int(seed))
+
+
+def read_demo_manifest(out_dir):
+    """The folder's manifest, or None when it has none (or an unreadable one)."""
+    path = osp.join(out_dir, MANIFEST_NAME)
+    try:
+        with open(path, encoding='utf-8') as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def demo_data_status(out_dir, **settings):
+    """Why ``out_dir`` is not the demo data of these settings, or None when it is.
+
+    Args:
+        out_dir (str): Dataset root.
+        **settings: :func:`demo_data_manifest` arguments.
+
+    Returns:
+        str | None: e.g. ``'written by generator version 1 (now 2)'``, ``'absent'``.
+    """
+    want = demo_data_manifest(**settings)
+    manifest = read_demo_manifest(out_dir)
+    if manifest is None:
+        found = any(_listdir(d) for _, *dirs in _split_dirs(out_dir) for d in dirs)
+        return (f'it has images but no valid {MANIFEST_NAME} (an older generator or an '
+                'interrupted run)') if found else 'absent'
+    if manifest.get('format') != MANIFEST_FORMAT:
+        return f'{MANIFEST_NAME} is not a demo-data manifest'
+    if manifest.get('generator_version') != GENERATOR_VERSION:
+        return (f'written by generator version {manifest.get("generator_version")} '
+                f'(now {GENERATOR_VERSION})')
+    changed = [f'{k} {manifest.get(k)} -> {v}' for k, v in want.items() if manifest.get(k) != v]
+    if changed:
+        return f'written with other settings ({", ".join(changed)})'
+    for split, *dirs in _split_dirs(out_dir):
+        for folder in dirs:
+            count = len(_listdir(folder))
+            if count != want[f'num_{split}']:
+                return f'{folder} holds {count} files, expected {want[f"num_{split}"]}'
+    return None
+
+
+def check_generator_version(data_root, owner):
+    """Refuse (one line) demo data written by another generator version or without manifest.
+
+    Args:
+        data_root (str): Dataset root.
+        owner (str): Name for the message (the dataset class).
+    """
+    manifest = read_demo_manifest(data_root) or {}
+    if manifest.get('format') != MANIFEST_FORMAT or \
+            manifest.get('generator_version') != GENERATOR_VERSION:
+        raise ValueError(
+            f'{owner}: {data_root} was not written by the current demo-data generator (version '
+            f'{GENERATOR_VERSION}; its {MANIFEST_NAME} says '
+            f'{manifest.get("generator_version", "nothing")}): regenerate it with '
+            f'`python tools/make_demo_data.py --out {data_root}`')
+
+
+def make_demo_cityscapes(out_dir, num_train=200, num_val=50, height=256, width=512, seed=0):
+    """Write the demo dataset in Cityscapes layout under ``out_dir`` (always rewriting it).
 
     Files: ``leftImg8bit/{train,val}/demo_city/demo_city_000000_XXXXXX_leftImg8bit.png`` and
-    ``gtFine/{train,val}/demo_city/..._gtFine_labelTrainIds.png``. The same arguments always
+    ``gtFine/{train,val}/demo_city/..._gtFine_labelTrainIds.png``, then the manifest
+    :data:`MANIFEST_NAME` (written last, so an interrupted run leaves none). The generator's
+    folders are emptied first (other content of ``out_dir`` is kept). The same arguments always
     give the same bytes.
 
     Args:
@@ -209,15 +336,45 @@ def make_demo_cityscapes(out_dir, num_train=24, num_val=8, height=256, width=512
     if num_train < 1 or num_val < 1 or height < 32 or width < 32:
         raise ValueError('make_demo_cityscapes needs num_train, num_val >= 1 and an image of '
                          f'at least 32x32, got {num_train}, {num_val}, {height}x{width}')
-    for split_id, (split, count) in enumerate((('train', num_train), ('val', num_val))):
-        img_dir = osp.join(out_dir, 'leftImg8bit', split, CITY)
-        ann_dir = osp.join(out_dir, 'gtFine', split, CITY)
-        os.makedirs(img_dir, exist_ok=True)
-        os.makedirs(ann_dir, exist_ok=True)
-        for i in range(count):
+    manifest = demo_data_manifest(num_train, num_val, height, width, seed)
+    os.makedirs(out_dir, exist_ok=True)
+    if osp.isfile(osp.join(out_dir, MANIFEST_NAME)):
+        os.remove(osp.join(out_dir, MANIFEST_NAME))
+    for split_id, (split, img_dir, ann_dir) in enumerate(_split_dirs(out_dir)):
+        for folder in (img_dir, ann_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+            os.makedirs(folder)
+        for i in range(manifest[f'num_{split}']):
             rng = np.random.default_rng([seed, split_id, i])
             img, label = render_scene(rng, height, width)
             stem = f'{CITY}_{split_id:06d}_{i:06d}'
             cv2.imwrite(osp.join(img_dir, f'{stem}_leftImg8bit.png'), img[..., ::-1])
             cv2.imwrite(osp.join(ann_dir, f'{stem}_gtFine_labelTrainIds.png'), label)
+    # written last: an interrupted run leaves no (or an unreadable) manifest, so it is redone
+    with open(osp.join(out_dir, MANIFEST_NAME), 'w', encoding='utf-8') as f:
+        json.dump(manifest, f, indent=2)
     return out_dir
+
+
+def ensure_demo_cityscapes(out_dir, num_train=200, num_val=50, height=256, width=512, seed=0):
+    """Make sure ``out_dir`` holds the demo data of these settings: keep it when its manifest
+    matches, else (re)generate it — a stale folder is never reused.
+
+    Returns:
+        str | None: Why it was (re)generated (:func:`demo_data_status`), None when it was kept.
+
+    Raises:
+        ValueError: ``out_dir`` holds other cities' images and no manifest (e.g. a real
+            Cityscapes): it is left alone.
+    """
+    settings = dict(num_train=num_train, num_val=num_val, height=height, width=width, seed=seed)
+    others = sorted({city for split in ('train', 'val')
+                     for city in _listdir(osp.join(out_dir, 'leftImg8bit', split))} - {CITY})
+    if others and read_demo_manifest(out_dir) is None:
+        raise ValueError(f'{out_dir} holds other images (leftImg8bit/*/{others[0]}) and no '
+                         f'{MANIFEST_NAME}: not a demo-data folder, not written into; pass '
+                         'another --out')
+    reason = demo_data_status(out_dir, **settings)
+    if reason is not None:
+        make_demo_cityscapes(out_dir, **settings)
+    return reason

@@ -51,6 +51,12 @@ TINY_TEXT_ENCODER_CONFIG = dict(
     eos_token_id=513,
     pad_token_id=514)
 
+# The project's pretrained miniature (tools/pretrain_tiny_sd.py): the tiny block structure,
+# twice as wide, so that the VAE can learn the demo images (docs/tiny_sd.md).
+SMALL_UNET_CONFIG = dict(TINY_UNET_CONFIG, sample_size=32, block_out_channels=(32, 64, 64, 64),
+                         attention_head_dim=(2, 4, 4, 4))
+SMALL_VAE_CONFIG = dict(TINY_VAE_CONFIG, sample_size=256, block_out_channels=(16, 32, 32, 32))
+
 # SD2.1-base UNet architecture (stabilityai/stable-diffusion-2-1-base, unet/config.json).
 SD21_UNET_CONFIG = dict(
     sample_size=64,
@@ -92,6 +98,7 @@ SD21_TEXT_ENCODER_CONFIG = dict(
 
 ARCHS = dict(
     tiny=dict(unet=TINY_UNET_CONFIG, vae=TINY_VAE_CONFIG, text_encoder=TINY_TEXT_ENCODER_CONFIG),
+    small=dict(unet=SMALL_UNET_CONFIG, vae=SMALL_VAE_CONFIG, text_encoder=TINY_TEXT_ENCODER_CONFIG),
     sd21=dict(unet=SD21_UNET_CONFIG, vae=SD21_VAE_CONFIG, text_encoder=SD21_TEXT_ENCODER_CONFIG))
 
 
@@ -101,8 +108,8 @@ def resolve_arch(owner, pretrained_model_path, arch):
     Args:
         owner (str): class name for error messages.
         pretrained_model_path (str | None): local SD2.1-base folder.
-        arch (str | dict | None): random weights instead: ``'tiny'``, ``'sd21'`` (see
-            :data:`ARCHS`) or ``dict(unet=..., vae=..., text_encoder=...)``.
+        arch (str | dict | None): random weights instead: ``'tiny'``, ``'small'``, ``'sd21'``
+            (see :data:`ARCHS`) or ``dict(unet=..., vae=..., text_encoder=...)``.
 
     Returns:
         dict: ``dict(unet=, vae=, text_encoder=)`` constructor arguments, empty for a folder

@@ -57,7 +57,7 @@ def test_resolve_arch():
         diffusion.resolve_arch('SCRRestorer', '/sd', 'tiny')
     with pytest.raises(ValueError, match='SCRRestorer: pass exactly one of'):
         diffusion.resolve_arch('SCRRestorer', None, None)
-    with pytest.raises(ValueError, match="`arch` must be one of \\['sd21', 'tiny'\\].*'huge'"):
+    with pytest.raises(ValueError, match="`arch` must be one of \\['sd21', 'small', 'tiny'\\].*'huge'"):
         diffusion.resolve_arch('SCRRestorer', None, 'huge')
 
 
