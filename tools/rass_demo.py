@@ -105,7 +105,7 @@ def stage_config(work_dir, stage, args, scr_lora=None):
     base, kind = STAGES[stage]
     lines = [f'_base_ = [{osp.join(ROOT, base)!r}]',
              f'randomness = dict(seed={args.seed})']
-    data = f'dataset=dict(data_root={osp.abspath(args.data_root)!r})'
+    data = f'dataset=dict(data_root={args.data_root!r})'
     if args.num_workers is not None:
         lines.append(f'train_dataloader = dict({data}, num_workers={args.num_workers}, '
                      f'persistent_workers={args.num_workers > 0})')
@@ -117,7 +117,7 @@ def stage_config(work_dir, stage, args, scr_lora=None):
     if args.max_iters:
         lines += [f'train_cfg = dict(max_iters={args.max_iters})',
                   f'default_hooks = dict(checkpoint=dict(interval={args.max_iters}))']
-    tiny_sd = osp.abspath(args.tiny_sd)
+    tiny_sd = args.tiny_sd
     if kind == 'scr':
         lines.append(f'model = dict(pretrained_model_path={tiny_sd!r})')
     elif kind == 'rass':
@@ -169,9 +169,9 @@ def headline(summary, tiny_sd):
                 rass_noscr_miou=noscr['ft_miou'])
 
 
-def format_table(result):
-    """Markdown: mIoU on the degraded val set per row and setting, then restoration."""
-    n = result
+def format_table(n):
+    """Markdown of a result: mIoU on the degraded val set per row and setting, then
+    restoration."""
     rows = [
         '| row | setting | mIoU (LQ val) |', '|---|---|---|',
         f'| FPN-R18 | DT: trained on clean images | {n["dt_miou"]:.2f} |',
@@ -183,8 +183,8 @@ def format_table(result):
         f'| degraded input | {n["lq_psnr"]:.2f} | {n["lq_ssim"]:.4f} |',
         f'| SCR restored | {n["scr_psnr"]:.2f} | {n["scr_ssim"]:.4f} |',
         '', f'Tiny SD VAE reconstruction of the clean val images: {n["vae_psnr"]:.2f} dB. '
-        f'SCR losses: {result["scr_losses"]}. Seed {result["seed"]}; wall time '
-        f'{result["wall_seconds"]:.0f} s on {result["device"]}.',
+        f'SCR losses: {n["scr_losses"]}. Seed {n["seed"]}; wall time '
+        f'{n["wall_seconds"]:.0f} s on {n["device"]}.',
     ]
     return '\n'.join(rows) + '\n'
 
@@ -192,6 +192,8 @@ def format_table(result):
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
+    # the tools run from the repository root: paths given relative to here are made absolute
+    args.data_root, args.tiny_sd = osp.abspath(args.data_root), osp.abspath(args.tiny_sd)
     work_dir = osp.abspath(args.work_dir)
     os.makedirs(work_dir, exist_ok=True)
     say = lambda line: print(line, flush=True)  # noqa: E731
@@ -229,18 +231,18 @@ def main(argv=None):
     protocol_dir = osp.join(work_dir, 'lq_protocol')
     protocol = lq_protocol.run_protocol(
         protocol_rows(configs, checkpoints, scr_lora),
-        [lq_protocol.EvalSet('demo', data_root=osp.abspath(args.data_root),
+        [lq_protocol.EvalSet('demo', data_root=args.data_root,
                              cfg_options={'test_dataloader.num_workers': 0,
                                           'test_dataloader.persistent_workers': False})],
         protocol_dir, fps_warmup=args.fps_warmup, fps_images=args.fps_images,
-        say=lambda *a, **k: print(*a, **k))
+        say=print)
     seconds['protocol'] = round(time.time() - t, 1)
 
     result = dict(format=FORMAT, **headline(protocol['summary'], tiny_sd),
                   wall_seconds=round(time.time() - start, 1), stage_seconds=seconds,
                   seed=args.seed, max_iters=args.max_iters, device=protocol['device'],
-                  scr_losses=SCR_LOSSES, data_root=osp.abspath(args.data_root),
-                  tiny_sd=dict(path=osp.abspath(args.tiny_sd), key=tiny_sd['key'],
+                  scr_losses=SCR_LOSSES, data_root=args.data_root,
+                  tiny_sd=dict(path=args.tiny_sd, key=tiny_sd['key'],
                                scaling_factor=tiny_sd['metrics']['scaling_factor']),
                   configs=configs, checkpoints=checkpoints, scr_lora=scr_lora,
                   protocol=osp.join(protocol_dir, 'lq_protocol.json'))
