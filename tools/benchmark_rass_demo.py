@@ -11,7 +11,6 @@ every seed's numbers, mean ± sample std, and for each claim the paper makes tha
 test the per-seed differences and a verdict (holds in every seed / in some / in none).
 """
 import argparse
-import json
 import os
 import os.path as osp
 import shlex
@@ -23,9 +22,10 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from mmseg_rass.errors import UserError  # noqa: E402
-from mmseg_rass.evaluation.cells import dump_json  # noqa: E402
+from mmseg_rass.evaluation.cells import dump_json, read_result  # noqa: E402
 from mmseg_rass.tools_entry import run_cli  # noqa: E402
 
+RUN_FORMAT = 'mmseg_rass.rass_demo.v1'  # tools/rass_demo.py's FORMAT
 NUMBERS = ('vae_psnr', 'lq_psnr', 'scr_psnr', 'lq_ssim', 'scr_ssim', 'dt_miou', 'r2s_miou',
            'ft_miou', 'rass_miou', 'rass_noscr_miou', 'wall_seconds')
 # claim -> (better, worse): the claim holds in a seed where better > worse
@@ -73,13 +73,7 @@ def load_runs(paths):
     """The runs, checked to differ only in their seed."""
     runs = []
     for path in paths:
-        try:
-            with open(path, encoding='utf-8') as f:
-                run = json.load(f)
-        except (OSError, ValueError) as e:
-            raise SeedsError(f'{path}: not a readable rass_demo.json ({e})') from None
-        if run.get('format') != 'mmseg_rass.rass_demo.v1':
-            raise SeedsError(f'{path}: not written by tools/rass_demo.py')
+        run = read_result(path, RUN_FORMAT, 'rass_demo.json', 'tools/rass_demo.py')
         runs.append(dict(run, path=path))
     first = runs[0]
     for run in runs[1:]:

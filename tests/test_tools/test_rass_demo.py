@@ -132,3 +132,12 @@ def test_seeds_table_refuses_runs_that_differ_in_more_than_the_seed(change, mess
              _run_json(tmp_path / 'b.json', **{'seed': 1, **change})]
     with pytest.raises(tool.SeedsError, match=message):
         tool.main(['--results', *paths, '--work-dir', str(tmp_path / 'w')])
+
+
+def test_seeds_table_refuses_a_file_not_written_by_rass_demo(tmp_path, tool_loader):
+    from mmseg_rass.evaluation.cells import BenchmarkError
+    tool = tool_loader('benchmark_rass_demo')
+    other = _run_json(tmp_path / 'b.json', seed=1, format='mmseg_rass.lq_protocol.v1')
+    with pytest.raises(BenchmarkError, match=r'is not a result of tools/rass_demo\.py'):
+        tool.main(['--results', _run_json(tmp_path / 'a.json'), other,
+                   '--work-dir', str(tmp_path / 'w')])
