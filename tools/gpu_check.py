@@ -311,7 +311,7 @@ def parse_pytest(output, rc, dry):
 def shell_demo(ctx):
     env = dict(WORK_DIR=osp.join(ctx['scratch'], 'demo'))
     # one config through tools/train.py + tools/test.py on CUDA (the whole RASS pipeline of
-    # `run_demo.sh` without arguments pretrains its tiny SD on the CPU: 23 min the first time)
+    # `run_demo.sh` without arguments pretrains its tiny SD on the CPU: 36 min the first time)
     argv = ['bash', 'tools/run_demo.sh', 'configs/rass/rass_tiny_demo.py']
     if ctx['dry']:  # a tiny data set (made here without importing mmseg) and two iterations
         demo_data = load_module(osp.join(ROOT, 'mmseg_rass', 'datasets', 'demo_data.py'),

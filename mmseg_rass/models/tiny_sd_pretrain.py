@@ -51,7 +51,7 @@ DEFAULT_OUT = 'data/tiny_sd'
 
 # Hyper-parameters of each stage (overridable per key; all of them are in the content key).
 VAE_DEFAULTS = dict(
-    steps=4000,        # optimiser steps
+    steps=6000,        # optimiser steps
     batch_size=4,
     crop=(128, 256),   # random crops (height, width in pixels), random horizontal flip
     lr=2e-3,           # AdamW, linear warm-up then cosine decay to 0
