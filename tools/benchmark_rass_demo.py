@@ -13,6 +13,7 @@ test the per-seed differences and a verdict (holds in every seed / in some / in 
 import argparse
 import os
 import os.path as osp
+import re
 import shlex
 import statistics
 import subprocess
@@ -36,8 +37,14 @@ CLAIMS = {
         ('rass_miou', 'r2s_miou'),
     'RASS with the SCR LoRA beats RASS without it': ('rass_miou', 'rass_noscr_miou'),
 }
-# what must agree between the runs of one table
-SAME = ('data_root', 'max_iters', 'scr_losses', 'device')
+# what must agree between the runs of one table (and the device, see device_kind)
+SAME = ('data_root', 'max_iters', 'scr_losses')
+
+
+def device_kind(device):
+    """The device without its CPU thread count: threads change the order of float reductions
+    (the last bits, as a seed does), not the experiment, so runs on 1 and 2 threads share a table."""
+    return re.sub(r', \d+ threads\)$', ')', device)
 
 
 class SeedsError(UserError):
@@ -78,6 +85,8 @@ def load_runs(paths):
     first = runs[0]
     for run in runs[1:]:
         differ = [k for k in SAME if run.get(k) != first.get(k)]
+        if device_kind(run['device']) != device_kind(first['device']):
+            differ.append('device')
         if run['tiny_sd']['key'] != first['tiny_sd']['key']:
             differ.append('tiny_sd.key')
         if differ:
@@ -106,9 +115,9 @@ def aggregate(runs):
         claims.append(dict(claim=claim, better=better, worse=worse, differences=diffs,
                            mean=mean, std=std, held=held, verdict=verdict))
     return dict(format='mmseg_rass.rass_demo_seeds.v1', seeds=[r['seed'] for r in runs],
-                runs=[{k: r[k] for k in ('seed', 'path', *NUMBERS)} for r in runs],
+                runs=[{k: r[k] for k in ('seed', 'path', 'device', *NUMBERS)} for r in runs],
                 stats=stats, claims=claims, tiny_sd_key=runs[0]['tiny_sd']['key'],
-                device=runs[0]['device'], max_iters=runs[0]['max_iters'])
+                device=device_kind(runs[0]['device']), max_iters=runs[0]['max_iters'])
 
 
 def format_table(result):
@@ -121,6 +130,7 @@ def format_table(result):
         s = result['stats'][key]
         lines.append(f'| {key} | ' + ' | '.join(cells) +
                      f' | {s["mean"]:.{digits}f} ± {s["std"]:.{digits}f} |')
+    lines.append('| device | ' + ' | '.join(run['device'] for run in result['runs']) + ' | |')
     lines += ['', '| claim | difference per seed | mean ± std | verdict |', '|---|---|---|---|']
     for c in result['claims']:
         diffs = ', '.join(f'{d:+.2f}' for d in c['differences'])

@@ -123,6 +123,7 @@ def test_seeds_table_mean_std_and_verdicts(tmp_path, tool_loader):
 @pytest.mark.parametrize('change, message', [
     (dict(tiny_sd=dict(key='other')), r"differ in \['tiny_sd.key'\]"),
     (dict(max_iters=5), r"differ in \['max_iters'\]"),
+    (dict(device='cuda (NVIDIA H100 80GB HBM3)'), r"differ in \['device'\]"),
     (dict(seed=0), r'seeds repeat'),
 ])
 def test_seeds_table_refuses_runs_that_differ_in_more_than_the_seed(change, message, tmp_path,
@@ -132,6 +133,18 @@ def test_seeds_table_refuses_runs_that_differ_in_more_than_the_seed(change, mess
              _run_json(tmp_path / 'b.json', **{'seed': 1, **change})]
     with pytest.raises(tool.SeedsError, match=message):
         tool.main(['--results', *paths, '--work-dir', str(tmp_path / 'w')])
+
+
+def test_seeds_table_takes_runs_on_other_cpu_thread_counts(tmp_path, tool_loader):
+    tool = tool_loader('benchmark_rass_demo')
+    paths = [_run_json(tmp_path / 'a.json', device='cpu (x86_64, 2 threads)'),
+             _run_json(tmp_path / 'b.json', seed=1, device='cpu (x86_64, 1 threads)')]
+    result = tool.main(['--results', *paths, '--work-dir', str(tmp_path / 'w')])
+    assert result['device'] == 'cpu (x86_64)'
+    assert [run['device'] for run in result['runs']] == ['cpu (x86_64, 2 threads)',
+                                                          'cpu (x86_64, 1 threads)']
+    table = (tmp_path / 'w' / 'rass_demo_seeds.md').read_text()
+    assert '| device | cpu (x86_64, 2 threads) | cpu (x86_64, 1 threads) | |' in table
 
 
 def test_seeds_table_refuses_a_file_not_written_by_rass_demo(tmp_path, tool_loader):
