@@ -42,8 +42,9 @@ SAME = ('data_root', 'max_iters', 'scr_losses')
 
 
 def device_kind(device):
-    """The device without its CPU thread count: threads change the order of float reductions
-    (the last bits, as a seed does), not the experiment, so runs on 1 and 2 threads share a table."""
+    """The device without its CPU thread count: the thread count changes the order of float
+    reductions (last bits, which training amplifies as it would another seed's), not the
+    experiment, so runs on 1 and 2 CPU threads share a table."""
     return re.sub(r', \d+ threads\)$', ')', device)
 
 
