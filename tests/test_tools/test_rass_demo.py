@@ -82,6 +82,18 @@ def test_the_first_run_built_the_data_and_the_tiny_sd(demo_run):
     assert '[demo] scr: LoRA exported' in out
 
 
+def test_the_seeds_table_reads_a_real_run(demo_run, tool_loader, tmp_path):
+    # benchmark_rass_demo spells the run format and the number keys on its own: a real run ties
+    # them to what tools/rass_demo.py writes
+    root, _, _ = demo_run
+    path = root / 'work' / 'rass_demo.json'
+    run = json.loads(path.read_text())
+    result = tool_loader('benchmark_rass_demo').main(
+        ['--results', str(path), '--work-dir', str(tmp_path / 'w')])
+    assert result['runs'][0]['rass_miou'] == run['rass_miou']
+    assert result['runs'][0]['device'] == run['device'] and 'threads' not in result['device']
+
+
 def test_a_failed_stage_is_one_line_naming_its_log(tmp_path, tool_loader):
     tool = tool_loader('rass_demo')
     with pytest.raises(SystemExit) as exit_info:  # as `python tools/rass_demo.py` ends
